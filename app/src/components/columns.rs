@@ -1,0 +1,117 @@
+//! The three status columns and their cards.
+
+use leptos::prelude::*;
+
+use super::Dispatch;
+use crate::board::Board;
+use crate::protocol::{Task, TaskStatus};
+#[cfg(feature = "hydrate")]
+use crate::{
+    board::Action,
+    protocol::{Level, TaskPatch},
+};
+
+/// One column per status, each listing its tasks in id order.
+#[component]
+pub fn Columns(base: Vec<Task>, board: RwSignal<Board>, dispatch: Dispatch) -> impl IntoView {
+    let base = StoredValue::new(base);
+    TaskStatus::ALL
+        .into_iter()
+        .map(|status| {
+            let tasks = move || base.with_value(|b| board.with(|bd| bd.column(b, status)));
+            let count = move || tasks().len();
+            view! {
+                <div class="column" data-testid=format!("column-{}", status.as_str())>
+                    <h2 class="column-title">
+                        <span class=format!("dot dot-{}", status.as_str())></span>
+                        {status.label()}
+                        <span class="count">{count}</span>
+                    </h2>
+                    <ul class="cards">
+                        <For each=tasks key=|t| (t.id, t.version) let:task>
+                            <TaskCard task dispatch/>
+                        </For>
+                    </ul>
+                    <Show when=move || count() == 0>
+                        <p class="empty">"Nothing here yet."</p>
+                    </Show>
+                </div>
+            }
+        })
+        .collect_view()
+}
+
+/// The status a card moves to with its "back" and "forward" buttons.
+fn neighbours(status: TaskStatus) -> (Option<TaskStatus>, Option<TaskStatus>) {
+    match status {
+        TaskStatus::Todo => (None, Some(TaskStatus::Doing)),
+        TaskStatus::Doing => (Some(TaskStatus::Todo), Some(TaskStatus::Done)),
+        TaskStatus::Done => (Some(TaskStatus::Doing), None),
+    }
+}
+
+/// A card: title, description, and buttons to move or delete it.
+#[component]
+fn TaskCard(task: Task, dispatch: Dispatch) -> impl IntoView {
+    let (back, forward) = neighbours(task.status);
+    let id = task.id;
+    let version = task.version;
+    let move_to = move |target: TaskStatus| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let patch = TaskPatch { status: Some(target), ..TaskPatch::default() };
+            match crate::api::update_task(id, version, patch).await {
+                Ok(task) => dispatch.run(Action::Upsert(task)),
+                Err(e) => dispatch.run(Action::Notify(Level::Error, e)),
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (target, dispatch, version);
+    };
+    let delete = move |_| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            match crate::api::delete_task(id, version).await {
+                Ok(()) => dispatch.run(Action::Removed(id)),
+                Err(e) => dispatch.run(Action::Notify(Level::Error, e)),
+            }
+        });
+    };
+    let updated = task.updated_at.format("%b %-d, %H:%M").to_string();
+    view! {
+        <li class="task" data-testid="task" data-task-id=id.to_string()>
+            <h3 class="task-title" data-testid="task-title">{task.title.clone()}</h3>
+            <Show when={
+                let empty = task.description.is_empty();
+                move || !empty
+            }>
+                <p class="task-description">{task.description.clone()}</p>
+            </Show>
+            <div class="task-meta">
+                <span title="Task id and version">{format!("#{id} · v{version}")}</span>
+                <span>{updated.clone()}</span>
+            </div>
+            <div class="task-actions">
+                {back
+                    .map(|s| {
+                        view! {
+                            <button class="ghost" data-testid="move-back" on:click=move |_| move_to(s)>
+                                {format!("← {}", s.label())}
+                            </button>
+                        }
+                    })}
+                {forward
+                    .map(|s| {
+                        view! {
+                            <button class="ghost" data-testid="move-forward" on:click=move |_| move_to(s)>
+                                {format!("{} →", s.label())}
+                            </button>
+                        }
+                    })}
+                <button class="ghost danger" data-testid="delete-task" on:click=delete>
+                    "Delete"
+                </button>
+            </div>
+        </li>
+    }
+}

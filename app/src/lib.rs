@@ -1,0 +1,55 @@
+//! Pulseboard's isomorphic UI and its wire protocol.
+//!
+//! Built with `ssr` into the server (which renders the page) and with
+//! `hydrate` into the WASM bundle (which takes the rendered page over).
+//! [`protocol`] is shared by both and by the server's REST and WebSocket code.
+
+pub mod api;
+pub mod board;
+mod components;
+pub mod protocol;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    StaticSegment,
+};
+
+use components::BoardPage;
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The root component: metadata and routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/pulseboard.css"/>
+        <Link rel="icon" type_="image/svg+xml" href="/favicon.svg"/>
+        <Title text="Pulseboard"/>
+        <Meta name="description" content="A live task board and notification hub."/>
+        <Router>
+            <Routes fallback=|| view! { <components::NotFound/> }>
+                <Route path=StaticSegment("") view=BoardPage/>
+            </Routes>
+        </Router>
+    }
+}

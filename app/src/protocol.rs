@@ -1,0 +1,458 @@
+//! The wire protocol shared by the server and the WASM client.
+//!
+//! Everything that crosses the network as JSON is defined here once, so the
+//! two ends cannot drift apart: the REST bodies (tasks, errors) and the typed
+//! WebSocket messages of `/ws/v1`. Nothing in this module is gated on `ssr`
+//! or `hydrate`.
+//!
+//! WebSocket messages are internally tagged with `"type"`. Following
+//! Centrifugo, a server message is either a *reply* (it answers a client
+//! command and carries that command's `id`) or a *push* (an event nobody
+//! asked for at that moment). Decoding happens once, at the socket boundary;
+//! everything past it matches on these types.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Version of the typed WebSocket protocol, announced in [`ServerMessage::Hello`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest accepted task title, in characters, after trimming.
+pub const TITLE_MAX_CHARS: usize = 200;
+/// Longest accepted task description, in characters.
+pub const DESCRIPTION_MAX_CHARS: usize = 10_000;
+/// Longest accepted topic name, in bytes (topics are ASCII).
+pub const TOPIC_MAX_LEN: usize = 128;
+
+/// Where a task stands on the board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Todo,
+    Doing,
+    Done,
+}
+
+impl TaskStatus {
+    /// Every status, in board order.
+    pub const ALL: [TaskStatus; 3] = [TaskStatus::Todo, TaskStatus::Doing, TaskStatus::Done];
+
+    /// The name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Todo => "todo",
+            TaskStatus::Doing => "doing",
+            TaskStatus::Done => "done",
+        }
+    }
+
+    /// The heading of this status's column.
+    pub fn label(self) -> &'static str {
+        match self {
+            TaskStatus::Todo => "To do",
+            TaskStatus::Doing => "Doing",
+            TaskStatus::Done => "Done",
+        }
+    }
+
+    /// Parses the wire name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "todo" => Some(TaskStatus::Todo),
+            "doing" => Some(TaskStatus::Doing),
+            "done" => Some(TaskStatus::Done),
+            _ => None,
+        }
+    }
+}
+
+/// A task as stored and as served.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: i64,
+    pub title: String,
+    pub description: String,
+    pub status: TaskStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Starts at 1 and grows by one with every change; served as the `ETag`.
+    pub version: i64,
+}
+
+/// Body of `POST /tasks`.
+///
+/// `id` and `created_at` are accepted (clients written for the seed article
+/// send them) and ignored: the server assigns both.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewTask {
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub status: Option<TaskStatus>,
+    #[serde(default, skip_serializing)]
+    pub id: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    pub created_at: Option<serde_json::Value>,
+}
+
+/// Body of `PATCH /tasks/{id}`: every field optional, absent means unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TaskStatus>,
+}
+
+/// A validation failure of a task field, with the field named.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TaskFieldError {
+    #[error("title must not be empty")]
+    TitleEmpty,
+    #[error("title must be at most {TITLE_MAX_CHARS} characters")]
+    TitleTooLong,
+    #[error("description must be at most {DESCRIPTION_MAX_CHARS} characters")]
+    DescriptionTooLong,
+}
+
+/// Trims and checks a title; returns the text to store.
+pub fn validate_title(title: &str) -> Result<String, TaskFieldError> {
+    let trimmed = title.trim();
+    match trimmed.chars().count() {
+        0 => Err(TaskFieldError::TitleEmpty),
+        n if n > TITLE_MAX_CHARS => Err(TaskFieldError::TitleTooLong),
+        _ => Ok(trimmed.to_owned()),
+    }
+}
+
+/// Checks a description's length; it is stored as given.
+pub fn validate_description(description: &str) -> Result<(), TaskFieldError> {
+    if description.chars().count() > DESCRIPTION_MAX_CHARS {
+        Err(TaskFieldError::DescriptionTooLong)
+    } else {
+        Ok(())
+    }
+}
+
+/// The JSON body of every REST error: a stable machine code and a sentence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
+/// Why a topic name was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TopicError {
+    #[error("topic must not be empty")]
+    Empty,
+    #[error("topic must be at most {TOPIC_MAX_LEN} bytes")]
+    TooLong,
+    #[error("topic may contain only ASCII letters, digits and - _ . : @")]
+    BadCharacter,
+}
+
+/// Checks a topic name.
+///
+/// Topics are deliberately a small alphabet: no glob characters (`* ? [ ]`,
+/// which Redis `PSUBSCRIBE` would interpret), no whitespace or control
+/// characters, no path separators.
+pub fn validate_topic(topic: &str) -> Result<(), TopicError> {
+    if topic.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if topic.len() > TOPIC_MAX_LEN {
+        return Err(TopicError::TooLong);
+    }
+    let ok = topic
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(TopicError::BadCharacter)
+    }
+}
+
+/// Severity of a notification, which the UI shows as the toast's colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Info,
+    Success,
+    Warning,
+    Error,
+}
+
+/// What happened: the typed payload of an [`Event`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Payload {
+    TaskCreated { task: Task },
+    TaskUpdated { task: Task },
+    /// `version` is the version the task had when it was deleted.
+    TaskDeleted { id: i64, version: i64 },
+    Notification { title: String, body: String, level: Level },
+    Chat { from: String, text: String },
+    Presence { user: String, online: bool },
+}
+
+/// A position in a topic's stream. Offsets grow by one per event; the epoch
+/// changes when the stream's history is lost (a broker restart), so an offset
+/// from an old epoch is never mistaken for one of the new.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamPosition {
+    pub offset: u64,
+    pub epoch: String,
+}
+
+/// One event on a topic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub topic: String,
+    pub offset: u64,
+    pub epoch: String,
+    pub ts: DateTime<Utc>,
+    pub payload: Payload,
+}
+
+/// A command from a client of `/ws/v1`. Every command carries an `id` that
+/// the reply echoes, so clients may pipeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Start receiving a topic's events. With `since`, first receive every
+    /// event after that position that is still in the history.
+    Subscribe {
+        id: u64,
+        topic: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<StreamPosition>,
+    },
+    Unsubscribe { id: u64, topic: String },
+    Publish { id: u64, topic: String, payload: Payload },
+    Ping { id: u64 },
+}
+
+/// Stable error codes of the typed endpoint; the README lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not valid JSON or not a known message.
+    BadRequest,
+    /// The topic name is not acceptable.
+    InvalidTopic,
+    /// Already subscribed to that topic on this connection.
+    AlreadySubscribed,
+    /// Not subscribed to that topic on this connection.
+    NotSubscribed,
+    /// The connection holds the maximum number of subscriptions.
+    TooManySubscriptions,
+    /// This client may not publish that payload on that topic.
+    PublishForbidden,
+    /// The broker could not complete the command; retrying may help.
+    Unavailable,
+}
+
+/// A message from the server on `/ws/v1`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Push, first on every connection.
+    Hello { version: u32, heartbeat_ms: u64 },
+    /// Reply to `subscribe`. `position` is the topic's current position;
+    /// `recovered` is false when `since` was given but the missed events are
+    /// no longer all in the history (reload state, then carry on).
+    Subscribed {
+        id: u64,
+        topic: String,
+        position: StreamPosition,
+        recovered: bool,
+    },
+    /// Reply to `unsubscribe`.
+    Unsubscribed { id: u64, topic: String },
+    /// Reply to `publish`, with the offset the event got.
+    Published { id: u64, topic: String, offset: u64 },
+    /// Reply to `ping`.
+    Pong { id: u64 },
+    /// Reply to a command that failed; `id` is absent when the frame could
+    /// not be decoded far enough to find it.
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        code: ErrorCode,
+        message: String,
+    },
+    /// Push: an event on a subscribed topic.
+    Event(Event),
+    /// Push: the connection fell behind on `topic` and events were dropped;
+    /// reload state and resubscribe with `since`.
+    Resync { topic: String, reason: String },
+    /// Push: application-level heartbeat (browsers cannot see pings).
+    Heartbeat { ts: DateTime<Utc> },
+}
+
+impl ServerMessage {
+    /// Serialises to the JSON text sent on the socket.
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: no maps with non-string keys,
+        // no custom serialisers that error.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> Task {
+        let ts = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.678Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        Task {
+            id: 7,
+            title: "Write tests".into(),
+            description: "all of them".into(),
+            status: TaskStatus::Doing,
+            created_at: ts,
+            updated_at: ts,
+            version: 3,
+        }
+    }
+
+    fn round_trip_server(msg: ServerMessage) {
+        let json = msg.to_json();
+        let back: ServerMessage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, msg, "{json}");
+    }
+
+    fn round_trip_client(msg: ClientMessage) {
+        let json = serde_json::to_string(&msg).unwrap();
+        let back: ClientMessage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, msg, "{json}");
+    }
+
+    #[test]
+    fn every_client_message_round_trips() {
+        round_trip_client(ClientMessage::Subscribe { id: 1, topic: "tasks".into(), since: None });
+        round_trip_client(ClientMessage::Subscribe {
+            id: 2,
+            topic: "tasks".into(),
+            since: Some(StreamPosition { offset: 4, epoch: "e1".into() }),
+        });
+        round_trip_client(ClientMessage::Unsubscribe { id: 3, topic: "tasks".into() });
+        round_trip_client(ClientMessage::Publish {
+            id: 4,
+            topic: "room".into(),
+            payload: Payload::Chat { from: "ann".into(), text: "hi".into() },
+        });
+        round_trip_client(ClientMessage::Ping { id: 5 });
+    }
+
+    #[test]
+    fn every_server_message_and_payload_round_trips() {
+        let payloads = vec![
+            Payload::TaskCreated { task: task() },
+            Payload::TaskUpdated { task: task() },
+            Payload::TaskDeleted { id: 7, version: 3 },
+            Payload::Notification { title: "t".into(), body: "b".into(), level: Level::Warning },
+            Payload::Chat { from: "a".into(), text: "b".into() },
+            Payload::Presence { user: "a".into(), online: true },
+        ];
+        for (i, payload) in payloads.into_iter().enumerate() {
+            round_trip_server(ServerMessage::Event(Event {
+                topic: "tasks".into(),
+                offset: i as u64,
+                epoch: "ep".into(),
+                ts: task().created_at,
+                payload,
+            }));
+        }
+        round_trip_server(ServerMessage::Hello { version: PROTOCOL_VERSION, heartbeat_ms: 25_000 });
+        round_trip_server(ServerMessage::Subscribed {
+            id: 1,
+            topic: "tasks".into(),
+            position: StreamPosition { offset: 9, epoch: "ep".into() },
+            recovered: true,
+        });
+        round_trip_server(ServerMessage::Unsubscribed { id: 1, topic: "tasks".into() });
+        round_trip_server(ServerMessage::Published { id: 1, topic: "tasks".into(), offset: 3 });
+        round_trip_server(ServerMessage::Pong { id: 1 });
+        round_trip_server(ServerMessage::Error {
+            id: None,
+            code: ErrorCode::BadRequest,
+            message: "x".into(),
+        });
+        round_trip_server(ServerMessage::Resync { topic: "tasks".into(), reason: "lagged".into() });
+        round_trip_server(ServerMessage::Heartbeat { ts: task().created_at });
+    }
+
+    #[test]
+    fn wire_shape_is_tagged_and_snake_case() {
+        let json = serde_json::to_value(ClientMessage::Ping { id: 9 }).unwrap();
+        assert_eq!(json, serde_json::json!({"type": "ping", "id": 9}));
+        let ev = ServerMessage::Event(Event {
+            topic: "tasks".into(),
+            offset: 1,
+            epoch: "e".into(),
+            ts: task().created_at,
+            payload: Payload::TaskDeleted { id: 1, version: 2 },
+        });
+        let v = serde_json::to_value(ev).unwrap();
+        assert_eq!(v["type"], "event");
+        assert_eq!(v["payload"]["kind"], "task_deleted");
+        assert_eq!(v["offset"], 1);
+    }
+
+    #[test]
+    fn new_task_accepts_the_seed_body_and_ignores_id_and_created_at() {
+        let body = r#"{"id": 0, "title": "Buy milk", "description": "2 l", "created_at": "2024-01-01T00:00:00"}"#;
+        let t: NewTask = serde_json::from_str(body).unwrap();
+        assert_eq!(t.title, "Buy milk");
+        assert_eq!(t.description.as_deref(), Some("2 l"));
+        let out = serde_json::to_value(&t).unwrap();
+        assert!(out.get("id").is_none() && out.get("created_at").is_none());
+    }
+
+    #[test]
+    fn unknown_status_and_patch_fields_are_rejected() {
+        assert!(serde_json::from_str::<TaskPatch>(r#"{"status":"blocked"}"#).is_err());
+        assert!(serde_json::from_str::<TaskPatch>(r#"{"colour":"red"}"#).is_err());
+        assert!(serde_json::from_str::<TaskPatch>(r#"{"status":"done"}"#).is_ok());
+    }
+
+    #[test]
+    fn title_rules() {
+        assert_eq!(validate_title("  hi  ").unwrap(), "hi");
+        assert_eq!(validate_title("   "), Err(TaskFieldError::TitleEmpty));
+        assert!(validate_title(&"é".repeat(200)).is_ok());
+        assert_eq!(validate_title(&"é".repeat(201)), Err(TaskFieldError::TitleTooLong));
+        assert!(validate_description(&"x".repeat(10_000)).is_ok());
+        assert!(validate_description(&"x".repeat(10_001)).is_err());
+    }
+
+    #[test]
+    fn topic_rules() {
+        for ok in ["tasks", "user:42", "secure:ops", "a.b-c_d", "me@host"] {
+            assert_eq!(validate_topic(ok), Ok(()), "{ok}");
+        }
+        for bad in ["*", "a?", "[a-z]", "a b", "a\nb", "a\0b", "tâche", "../x", "a/b"] {
+            assert_eq!(validate_topic(bad), Err(TopicError::BadCharacter), "{bad:?}");
+        }
+        assert_eq!(validate_topic(""), Err(TopicError::Empty));
+        assert_eq!(validate_topic(&"a".repeat(129)), Err(TopicError::TooLong));
+        assert_eq!(validate_topic(&"a".repeat(128)), Ok(()));
+    }
+
+    #[test]
+    fn status_names() {
+        for s in TaskStatus::ALL {
+            assert_eq!(TaskStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(TaskStatus::parse("DONE"), None);
+    }
+}

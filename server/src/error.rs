@@ -1,0 +1,181 @@
+//! The one error type of the REST API.
+//!
+//! Every failure a handler can meet maps to an [`ApiError`], which renders
+//! as a status code and `{"error": "<code>", "message": "<text>"}`. Internal
+//! failures are logged with their cause and answered with a generic 500 body,
+//! so nothing about the database leaks to clients.
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{request::Parts, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use app::protocol::{ErrorBody, Task};
+
+/// Everything the REST API answers with other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body was not acceptable JSON (syntax, types, missing fields).
+    #[error("{0}")]
+    BadJson(String),
+    /// The body was JSON but not of the expected shape (wrong types, missing
+    /// or unknown fields).
+    #[error("{0}")]
+    BadBody(String),
+    /// The body was well-formed but a field's value is not allowed.
+    #[error("{0}")]
+    Validation(String),
+    /// A path segment was not acceptable (e.g. a non-numeric id).
+    #[error("{0}")]
+    BadPath(String),
+    #[error("no task with id {0}")]
+    TaskNotFound(i64),
+    #[error("this endpoint only accepts WebSocket upgrade requests (version 13)")]
+    UpgradeRequired,
+    #[error("no route for this path")]
+    RouteNotFound,
+    /// `If-Match` named another version; carries the current task.
+    #[error("the task has changed since version {expected}")]
+    VersionMismatch { expected: i64, current: Box<Task> },
+    #[error("the If-Match header is not a task version")]
+    BadPrecondition,
+    #[error("the request body is larger than the server accepts")]
+    PayloadTooLarge,
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    /// A failure that is ours, not the client's. The cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// The stable machine-readable code in the body's `error` field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadJson(_) => "invalid_json",
+            ApiError::BadBody(_) => "invalid_body",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::BadPath(_) => "invalid_path",
+            ApiError::TaskNotFound(_) => "task_not_found",
+            ApiError::RouteNotFound => "not_found",
+            ApiError::UpgradeRequired => "upgrade_required",
+            ApiError::VersionMismatch { .. } => "version_mismatch",
+            ApiError::BadPrecondition => "invalid_precondition",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadJson(_) | ApiError::BadPath(_) | ApiError::BadPrecondition => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Validation(_) | ApiError::BadBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TaskNotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ApiError::Internal(Box::new(e))
+    }
+}
+
+/// Body of a 412: the usual error fields plus the task as it is now, so the
+/// client can show the newer version without another request.
+#[derive(serde::Serialize)]
+struct ConflictBody<'a> {
+    error: &'static str,
+    message: String,
+    current: &'a Task,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = %cause, "request failed");
+        }
+        match &self {
+            ApiError::VersionMismatch { current, .. } => {
+                let body = ConflictBody {
+                    error: self.code(),
+                    message: self.to_string(),
+                    current,
+                };
+                let etag = crate::rest::etag(current.version);
+                (status, [(axum::http::header::ETAG, etag)], axum::Json(body)).into_response()
+            }
+            ApiError::UpgradeRequired => {
+                let body = ErrorBody { error: self.code().into(), message: self.to_string() };
+                let upgrade = [(axum::http::header::UPGRADE, "websocket")];
+                (status, upgrade, axum::Json(body)).into_response()
+            }
+            _ => {
+                let body = ErrorBody { error: self.code().into(), message: self.to_string() };
+                (status, axum::Json(body)).into_response()
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
+            JsonRejection::JsonDataError(e) => ApiError::BadBody(e.body_text()),
+            other => ApiError::BadJson(other.body_text()),
+        }
+    }
+}
+
+/// `axum::Json`, but its rejection is an [`ApiError`], so a bad body gets our
+/// JSON error shape instead of axum's plain text.
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(rejection.into()),
+        }
+    }
+}
+
+/// `axum::extract::Path` with an [`ApiError`] rejection.
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(rejection) => Err(ApiError::BadPath(path_message(&rejection))),
+        }
+    }
+}
+
+fn path_message(rejection: &PathRejection) -> String {
+    rejection.body_text()
+}

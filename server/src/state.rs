@@ -1,0 +1,33 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::store::TaskStore;
+
+/// Cheap to clone: every field is a handle.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: TaskStore,
+    pub leptos: LeptosOptions,
+    /// Cancelled when the server shuts down; every WebSocket session watches
+    /// it and closes with 1001.
+    pub shutdown: CancellationToken,
+    /// Every WebSocket session runs on this tracker, so shutdown can wait
+    /// for them to finish.
+    pub sessions: TaskTracker,
+}
+
+/// leptos_axum's routes and file handler read the options from the state.
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}

@@ -1,0 +1,328 @@
+//! The task store: SQLite by default, PostgreSQL for several instances.
+//!
+//! One set of queries serves both back ends through sqlx's `Any` driver;
+//! only the migrations differ (`migrations/sqlite`, `migrations/postgres`),
+//! and they run at start-up. Timestamps are stored as fixed-width RFC 3339
+//! text, which sorts correctly and reads the same on both.
+//!
+//! Every change increments `version` in the same statement that makes it,
+//! and a change can be made conditional on the version the client saw
+//! (`If-Match`), so two concurrent edits never overwrite each other silently.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use app::protocol::{Task, TaskStatus};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no task with id {0}")]
+    NotFound(i64),
+    /// The expected version is stale; carries the task as it is now.
+    #[error("version conflict")]
+    Conflict(Box<Task>),
+    #[error("unsupported database URL (expected sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("could not create the database directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// A row that the migrations' constraints should have made impossible.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// A task's fields as validated by the API, ready to store.
+#[derive(Clone, Debug)]
+pub struct Draft {
+    pub title: String,
+    pub description: String,
+    pub status: TaskStatus,
+}
+
+/// A partial change; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct Change {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub status: Option<TaskStatus>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A cheap-to-clone handle on the task table.
+#[derive(Clone, Debug)]
+pub struct TaskStore {
+    pool: AnyPool,
+}
+
+const COLUMNS: &str = "id, title, description, status, created_at, updated_at, version";
+
+fn now_text() -> String {
+    format_ts(Utc::now())
+}
+
+fn format_ts(ts: DateTime<Utc>) -> String {
+    ts.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_ts(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {text:?}: {e}")))
+}
+
+fn task_from_row(row: &AnyRow) -> Result<Task, StoreError> {
+    let status: String = row.try_get("status")?;
+    Ok(Task {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        description: row.try_get("description")?,
+        status: TaskStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+        created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
+        updated_at: parse_ts(&row.try_get::<String, _>("updated_at")?)?,
+        version: row.try_get("version")?,
+    })
+}
+
+impl TaskStore {
+    /// Connects, creating the SQLite file (and its directory) if needed, and
+    /// applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        if backend == Backend::Sqlite {
+            if let Some(dir) = sqlite_parent_dir(url) {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            // SQLite has one writer at a time; a few connections are enough
+            // for concurrent readers under WAL.
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(TaskStore { pool })
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Every task, oldest first.
+    pub async fn list(&self) -> Result<Vec<Task>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM tasks ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    pub async fn get(&self, id: i64) -> Result<Task, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => task_from_row(&row),
+            None => Err(StoreError::NotFound(id)),
+        }
+    }
+
+    pub async fn create(&self, draft: Draft) -> Result<Task, StoreError> {
+        let now = now_text();
+        let row = sqlx::query(&format!(
+            "INSERT INTO tasks (title, description, status, created_at, updated_at, version) \
+             VALUES ($1, $2, $3, $4, $4, 1) RETURNING {COLUMNS}"
+        ))
+        .bind(draft.title)
+        .bind(draft.description)
+        .bind(draft.status.as_str())
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        task_from_row(&row)
+    }
+
+    /// Applies `change` if the task exists and, when `expected` is given,
+    /// still has that version. Bumps the version even for an empty change,
+    /// so every successful PATCH is visible to other clients.
+    pub async fn update(
+        &self,
+        id: i64,
+        change: Change,
+        expected: Option<i64>,
+    ) -> Result<Task, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE tasks SET title = COALESCE($1, title), \
+             description = COALESCE($2, description), status = COALESCE($3, status), \
+             updated_at = $4, version = version + 1 \
+             WHERE id = $5 AND (CAST($6 AS BIGINT) IS NULL OR version = CAST($6 AS BIGINT)) \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(change.title)
+        .bind(change.description)
+        .bind(change.status.map(|s| s.as_str()))
+        .bind(now_text())
+        .bind(id)
+        .bind(expected)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => task_from_row(&row),
+            None => Err(self.explain_miss(id).await),
+        }
+    }
+
+    /// Deletes the task if it exists and, when `expected` is given, still has
+    /// that version. Returns the task as it was.
+    pub async fn delete(&self, id: i64, expected: Option<i64>) -> Result<Task, StoreError> {
+        let row = sqlx::query(&format!(
+            "DELETE FROM tasks WHERE id = $1 \
+             AND (CAST($2 AS BIGINT) IS NULL OR version = CAST($2 AS BIGINT)) \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .bind(expected)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => task_from_row(&row),
+            None => Err(self.explain_miss(id).await),
+        }
+    }
+
+    /// After a conditional statement touched no row: was the task missing,
+    /// or was its version different?
+    async fn explain_miss(&self, id: i64) -> StoreError {
+        match self.get(id).await {
+            Ok(current) => StoreError::Conflict(Box::new(current)),
+            Err(e) => e,
+        }
+    }
+
+    /// Closes every connection; SQLite checkpoints its WAL on the last close.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The directory of a `sqlite://path?query` URL's file, if it has one.
+fn sqlite_parent_dir(url: &str) -> Option<&std::path::Path> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (TaskStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        (TaskStore::connect(&url).await.unwrap(), dir)
+    }
+
+    fn draft(title: &str) -> Draft {
+        Draft { title: title.into(), description: String::new(), status: TaskStatus::Todo }
+    }
+
+    #[tokio::test]
+    async fn create_list_get_update_delete() {
+        let (s, _dir) = store().await;
+        let a = s.create(draft("a")).await.unwrap();
+        let b = s.create(draft("b")).await.unwrap();
+        assert_eq!((a.version, b.id > a.id), (1, true));
+        assert_eq!(s.list().await.unwrap(), vec![a.clone(), b.clone()]);
+        let change = Change { status: Some(TaskStatus::Done), ..Change::default() };
+        let a2 = s.update(a.id, change, Some(1)).await.unwrap();
+        assert_eq!((a2.version, a2.status, a2.title.as_str()), (2, TaskStatus::Done, "a"));
+        assert_eq!(s.get(a.id).await.unwrap(), a2);
+        let gone = s.delete(a.id, None).await.unwrap();
+        assert_eq!(gone, a2);
+        assert!(matches!(s.get(a.id).await, Err(StoreError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn stale_versions_conflict_and_missing_ids_are_not_found() {
+        let (s, _dir) = store().await;
+        let a = s.create(draft("a")).await.unwrap();
+        s.update(a.id, Change::default(), None).await.unwrap();
+        match s.update(a.id, Change::default(), Some(1)).await {
+            Err(StoreError::Conflict(current)) => assert_eq!(current.version, 2),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert!(matches!(s.delete(a.id, Some(1)).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(s.delete(999, None).await, Err(StoreError::NotFound(999))));
+        assert!(matches!(
+            s.update(999, Change::default(), Some(1)).await,
+            Err(StoreError::NotFound(999))
+        ));
+    }
+
+    #[tokio::test]
+    async fn ids_are_not_reused_after_delete() {
+        let (s, _dir) = store().await;
+        let a = s.create(draft("a")).await.unwrap();
+        s.delete(a.id, None).await.unwrap();
+        let b = s.create(draft("b")).await.unwrap();
+        assert!(b.id > a.id);
+    }
+
+    #[tokio::test]
+    async fn rejects_unknown_url_schemes() {
+        assert!(matches!(
+            TaskStore::connect("mysql://x/y").await,
+            Err(StoreError::UnsupportedUrl)
+        ));
+    }
+
+    #[test]
+    fn parent_dir_of_sqlite_urls() {
+        assert_eq!(
+            sqlite_parent_dir("sqlite://data/x.db?mode=rwc"),
+            Some(std::path::Path::new("data"))
+        );
+        assert_eq!(sqlite_parent_dir("sqlite::memory:"), None);
+        assert_eq!(sqlite_parent_dir("sqlite://x.db"), None);
+    }
+}

@@ -1,0 +1,54 @@
+//! `/ws`: the seed article's echo endpoint.
+//!
+//! Every text message is answered with `Message received: <text>`. Binary
+//! messages are refused with close code 1003; a shutdown closes with 1001.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use futures::SinkExt;
+use yawc::close::CloseCode;
+use yawc::frame::{Frame, OpCode};
+use yawc::IncomingUpgrade;
+
+use crate::state::AppState;
+
+pub async fn handler(
+    State(state): State<AppState>,
+    upgrade: Result<IncomingUpgrade, StatusCode>,
+) -> Response {
+    let (resp, fut) = match super::accept(upgrade, super::options(&state.config)) {
+        Ok(pair) => pair,
+        Err(resp) => return resp,
+    };
+    let shutdown = state.shutdown.clone();
+    state.sessions.spawn(async move {
+        let Ok(mut ws) = fut.await else { return };
+        loop {
+            let frame = tokio::select! {
+                frame = ws.next_frame() => frame,
+                () = shutdown.cancelled() => {
+                    let _ = ws.send(Frame::close(CloseCode::Away, "server shutting down")).await;
+                    break;
+                }
+            };
+            let Ok(frame) = frame else {
+                super::finish(&mut ws).await;
+                break;
+            };
+            let reply = match frame.opcode() {
+                OpCode::Text => Frame::text(format!("Message received: {}", frame.as_str())),
+                OpCode::Binary => {
+                    Frame::close(CloseCode::Unsupported, "binary messages are not supported")
+                }
+                OpCode::Close => break,
+                _ => continue,
+            };
+            let closing = reply.opcode() == OpCode::Close;
+            if ws.send(reply).await.is_err() || closing {
+                break;
+            }
+        }
+    });
+    resp
+}
