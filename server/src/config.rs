@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -55,6 +56,47 @@ pub struct Config {
     /// connection with 1009.
     #[arg(long, env = "PULSEBOARD_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub ws_max_message_bytes: usize,
+
+    /// Most WebSocket connections open at once; the next one is closed with
+    /// 1008 right after the handshake.
+    #[arg(long, env = "PULSEBOARD_WS_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub ws_max_connections: usize,
+
+    /// Events queued for one connection before it counts as a slow consumer
+    /// and is closed with 1013.
+    #[arg(long, env = "PULSEBOARD_WS_SEND_QUEUE", default_value_t = 256)]
+    pub ws_send_queue: usize,
+
+    /// Seconds between server pings (and typed heartbeats); a peer silent
+    /// for two intervals is dropped with 1008. 0 turns heartbeats off.
+    #[arg(long, env = "PULSEBOARD_WS_PING_INTERVAL_SECS", default_value_t = 30)]
+    pub ws_ping_interval_secs: u64,
+
+    /// Sustained inbound messages per second per connection; exceeding it
+    /// (beyond the burst) closes the connection with 1008.
+    #[arg(long, env = "PULSEBOARD_WS_RATE_PER_SEC", default_value_t = 50)]
+    pub ws_rate_per_sec: u32,
+
+    /// Inbound burst allowance per connection, in messages.
+    #[arg(long, env = "PULSEBOARD_WS_RATE_BURST", default_value_t = 100)]
+    pub ws_rate_burst: u32,
+
+    /// Most topics one typed connection may subscribe to.
+    #[arg(long, env = "PULSEBOARD_WS_MAX_SUBSCRIPTIONS", default_value_t = 128)]
+    pub ws_max_subscriptions: usize,
+
+    /// Events each topic keeps for resuming clients.
+    #[arg(long, env = "PULSEBOARD_HISTORY_SIZE", default_value_t = 1000)]
+    pub history_size: usize,
+
+    /// Seconds an event stays in a topic's history.
+    #[arg(long, env = "PULSEBOARD_HISTORY_TTL_SECS", default_value_t = 600)]
+    pub history_ttl_secs: u64,
+
+    /// Serve a plain echo at `/autobahn` with 16 MiB limits and no
+    /// heartbeats, for the Autobahn conformance suite. Off in production.
+    #[arg(long, env = "PULSEBOARD_AUTOBAHN_ECHO", default_value_t = false)]
+    pub autobahn_echo: bool,
 }
 
 impl Config {
@@ -70,9 +112,12 @@ impl Config {
         }
     }
 
-    /// A configuration with every default, for tests.
-    pub fn for_tests(data_dir: PathBuf) -> Self {
-        Config::parse_from(["pulseboard", "--data-dir", &data_dir.display().to_string()])
+}
+
+impl Config {
+    /// The ping interval, or `None` when heartbeats are off.
+    pub fn ping_interval(&self) -> Option<Duration> {
+        (self.ws_ping_interval_secs > 0).then(|| Duration::from_secs(self.ws_ping_interval_secs))
     }
 }
 

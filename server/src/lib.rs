@@ -1,8 +1,12 @@
 //! Pulseboard's server as a library: `main.rs` only reads the configuration
 //! and calls [`start`]; tests build the same router and serve it on port 0.
 
+pub mod broker;
 pub mod config;
 pub mod error;
+pub mod hub;
+pub mod metrics;
+pub mod pubsub;
 pub mod rest;
 pub mod serve;
 pub mod state;
@@ -26,7 +30,12 @@ use tower_http::trace::TraceLayer;
 
 use app::api::TaskSource;
 use app::{shell, App};
+use broker::memory::{HistoryLimits, MemoryBroker};
 use config::Config;
+use hub::Hub;
+use metrics::Metrics;
+use pubsub::Realtime;
+use ws::ConnectionGate;
 use error::ApiError;
 use state::AppState;
 use store::TaskStore;
@@ -52,12 +61,25 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     leptos.site_addr = config.addr;
     leptos.site_root = config.site_root.clone().into();
     let store = TaskStore::connect(&config.database_url()).await?;
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(config.ws_send_queue, metrics.clone());
+    let sink = hub.clone();
+    let limits = HistoryLimits {
+        max_events: config.history_size.max(1),
+        max_age: Duration::from_secs(config.history_ttl_secs.max(1)),
+    };
+    let broker = MemoryBroker::new(limits, Arc::new(move |event| sink.deliver(event)));
+    let rt = Realtime::new(hub, Arc::new(broker), metrics.clone());
+    let gate = Arc::new(ConnectionGate::new(config.ws_max_connections, metrics.clone()));
     Ok(AppState {
         config: Arc::new(config),
         store,
         leptos,
         shutdown: CancellationToken::new(),
         sessions: TaskTracker::new(),
+        rt,
+        gate,
+        metrics,
     })
 }
 
@@ -76,11 +98,19 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let leptos = state.leptos.clone();
 
-    Router::new()
+    let mut router = Router::new()
         .merge(rest::routes())
         .route("/ws", get(ws::echo::handler))
+        .route("/ws/v1", get(ws::typed_handler))
+        .route("/ws/{client_id}", get(ws::chat_handler))
+        .route("/ws/notifications/{topic}", get(ws::notifications_handler))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_handler));
+    if state.config.autobahn_echo {
+        router = router.route("/autobahn", get(ws::autobahn::handler));
+    }
+    router
         .leptos_routes_with_context(
             &state,
             routes,
@@ -96,12 +126,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Ready when the task store answers.
+/// Ready when the task store answers and the broker is reachable.
 async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    match state.store.ping().await {
-        Ok(()) => Ok((StatusCode::OK, "ready")),
-        Err(e) => Err(ApiError::internal(e)),
+    state.store.ping().await.map_err(ApiError::internal)?;
+    if !state.rt.healthy() {
+        return Err(ApiError::Unavailable("the broker is unreachable".into()));
     }
+    Ok((StatusCode::OK, "ready"))
+}
+
+/// Prometheus text exposition.
+async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
+    let (topics, subscriptions) = state.rt.hub.counts();
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(topics, subscriptions),
+    )
 }
 
 /// Serves on `listener` until `signal` completes.

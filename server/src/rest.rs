@@ -95,6 +95,7 @@ async fn create_task(
     let draft = Draft { title, description, status: body.status.unwrap_or(TaskStatus::Todo) };
     let task = state.store.create(draft).await?;
     tracing::info!(task = task.id, "task created");
+    state.rt.task_created(&task).await;
     let location = HeaderValue::from_str(&format!("/tasks/{}", task.id))
         .map_err(ApiError::internal)?;
     let mut resp = with_etag(StatusCode::CREATED, task);
@@ -120,6 +121,7 @@ async fn update_task(
         .await
         .map_err(|e| conditional_error(e, expected))?;
     tracing::info!(task = task.id, version = task.version, "task updated");
+    state.rt.task_updated(&task).await;
     Ok(with_etag(StatusCode::OK, task))
 }
 
@@ -135,6 +137,7 @@ async fn delete_task(
         .await
         .map_err(|e| conditional_error(e, expected))?;
     tracing::info!(task = task.id, "task deleted");
+    state.rt.task_deleted(&task).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

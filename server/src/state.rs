@@ -9,6 +9,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::pubsub::Realtime;
+use crate::ws::ConnectionGate;
 use crate::store::TaskStore;
 
 /// Cheap to clone: every field is a handle.
@@ -23,6 +26,11 @@ pub struct AppState {
     /// Every WebSocket session runs on this tracker, so shutdown can wait
     /// for them to finish.
     pub sessions: TaskTracker,
+    /// Topics, broker and local fan-out.
+    pub rt: Realtime,
+    /// Counts open WebSocket connections against the limit.
+    pub gate: Arc<ConnectionGate>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// leptos_axum's routes and file handler read the options from the state.

@@ -17,13 +17,9 @@ pub async fn handler(
     State(state): State<AppState>,
     upgrade: Result<IncomingUpgrade, StatusCode>,
 ) -> Response {
-    let (resp, fut) = match super::accept(upgrade, super::options(&state.config)) {
-        Ok(pair) => pair,
-        Err(resp) => return resp,
-    };
     let shutdown = state.shutdown.clone();
-    state.sessions.spawn(async move {
-        let Ok(mut ws) = fut.await else { return };
+    let options = super::options(&state.config);
+    super::spawn_connection(&state, upgrade, options, move |mut ws| async move {
         loop {
             let frame = tokio::select! {
                 frame = ws.next_frame() => frame,
@@ -49,6 +45,5 @@ pub async fn handler(
                 break;
             }
         }
-    });
-    resp
+    })
 }

@@ -4,25 +4,44 @@
 //! implements permessage-deflate (RFC 7692) and enforces message and buffer
 //! limits itself, closing with 1009 when a peer exceeds them.
 
+pub mod autobahn;
+pub mod chat;
 pub mod echo;
+pub mod notify;
+pub mod session;
+pub mod typed;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures::SinkExt;
+use yawc::close::CloseCode;
+use yawc::frame::Frame;
 use yawc::{IncomingUpgrade, Options};
 
+use app::protocol::validate_topic;
+
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, Path};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use session::{Handler, SessionLimits};
 
 /// The yawc options every endpoint starts from: our message limit (yawc's
 /// bounds are exclusive, hence the `+ 1`) for single frames, for fragmented
 /// messages and for the inflated size of compressed ones; UTF-8 validation
-/// of text frames; compression for peers that offer it.
+/// of text frames; compression for peers that offer it, skipped for
+/// messages too small to gain from it.
 pub fn options(config: &Config) -> Options {
     let limit = config.ws_max_message_bytes.max(1).saturating_add(1);
     Options::default()
         .with_limits(limit, limit)
         .with_utf8()
         .with_balanced_compression()
+        .with_compression_threshold(128)
         .with_no_delay()
 }
 
@@ -45,7 +64,7 @@ pub async fn finish<S>(ws: &mut yawc::WebSocket<S>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    use futures::{Sink, SinkExt};
+    use futures::Sink;
     // `poll_ready` is what writes yawc's queued ("obligated") frames; a
     // plain flush or close would not send the 1009 first.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
@@ -53,4 +72,131 @@ where
         let _ = ws.flush().await;
     })
     .await;
+}
+
+/// Counts open WebSocket connections against `--ws-max-connections`.
+pub struct ConnectionGate {
+    open: AtomicUsize,
+    max: usize,
+    metrics: Arc<Metrics>,
+}
+
+/// One admitted connection; dropping it frees the slot.
+pub struct Permit(Arc<ConnectionGate>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl ConnectionGate {
+    pub fn new(max: usize, metrics: Arc<Metrics>) -> Self {
+        ConnectionGate { open: AtomicUsize::new(0), max, metrics }
+    }
+
+    /// A permit, or `None` when the limit is reached.
+    pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+        let admitted = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1))
+            .is_ok();
+        if admitted {
+            self.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+            self.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+            Some(Permit(self.clone()))
+        } else {
+            self.metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// Completes the handshake, then either runs `body` with a connection
+/// permit or, over the limit, closes with 1008 and a reason (a browser sees
+/// the close reason; it cannot see the body of a refused handshake).
+pub fn spawn_connection<F, Fut>(
+    state: &AppState,
+    upgrade: Result<IncomingUpgrade, StatusCode>,
+    options: Options,
+    body: F,
+) -> Response
+where
+    F: FnOnce(yawc::HttpWebSocket) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let (resp, fut) = match accept(upgrade, options) {
+        Ok(pair) => pair,
+        Err(resp) => return resp,
+    };
+    let permit = state.gate.try_acquire();
+    state.sessions.spawn(async move {
+        let Ok(mut ws) = fut.await else { return };
+        let Some(_permit) = permit else {
+            let close = Frame::close(CloseCode::Policy, "too many connections");
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.send(close)).await;
+            return;
+        };
+        body(ws).await;
+    });
+    resp
+}
+
+/// Runs `handler` as a hub session on an accepted upgrade.
+fn spawn_session<H: Handler>(
+    state: &AppState,
+    upgrade: Result<IncomingUpgrade, StatusCode>,
+    handler: H,
+) -> Response {
+    let limits = SessionLimits {
+        ping_interval: state.config.ping_interval(),
+        rate_per_sec: f64::from(state.config.ws_rate_per_sec.max(1)),
+        rate_burst: f64::from(state.config.ws_rate_burst.max(1)),
+        max_subscriptions: state.config.ws_max_subscriptions,
+    };
+    let rt = state.rt.clone();
+    let shutdown = state.shutdown.clone();
+    spawn_connection(state, upgrade, options(&state.config), move |ws| {
+        session::run(ws, handler, rt, limits, shutdown)
+    })
+}
+
+/// Checks a path segment used as a topic or client id before the upgrade,
+/// so a bad one gets an HTTP 400 with a JSON body.
+fn checked_segment(segment: &str) -> Result<(), Response> {
+    validate_topic(segment).map_err(|e| ApiError::BadPath(e.to_string()).into_response())
+}
+
+/// `GET /ws/v1`.
+pub async fn typed_handler(
+    State(state): State<AppState>,
+    upgrade: Result<IncomingUpgrade, StatusCode>,
+) -> Response {
+    let heartbeat_ms = state.config.ping_interval().map_or(0, |d| d.as_millis() as u64);
+    spawn_session(&state, upgrade, typed::Typed { heartbeat_ms })
+}
+
+/// `GET /ws/{client_id}`.
+pub async fn chat_handler(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    upgrade: Result<IncomingUpgrade, StatusCode>,
+) -> Response {
+    if let Err(resp) = checked_segment(&client_id) {
+        return resp;
+    }
+    spawn_session(&state, upgrade, chat::Chat { client_id })
+}
+
+/// `GET /ws/notifications/{topic}`.
+pub async fn notifications_handler(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    upgrade: Result<IncomingUpgrade, StatusCode>,
+) -> Response {
+    if let Err(resp) = checked_segment(&topic) {
+        return resp;
+    }
+    spawn_session(&state, upgrade, notify::Notifications { topic })
 }

@@ -1,0 +1,46 @@
+# Pulseboard: `make run` to serve, `make test` to test. Both install what is
+# missing first (scripts/setup.sh).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+# wasm-opt for release builds comes from end2end's npm packages (Debian's
+# older one breaks hydration), so that directory goes first on PATH.
+export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: run dev build test test-unit test-e2e setup setup-test lint clean
+
+setup:
+	scripts/setup.sh build
+
+setup-test:
+	scripts/setup.sh test
+
+## Build in release mode and serve on http://127.0.0.1:3000 with the defaults.
+run: setup
+	cargo leptos build --release
+	target/release/pulseboard
+
+## Rebuild and reload on every change.
+dev: setup
+	cargo leptos watch
+
+build: setup
+	cargo leptos build
+
+## Every test: unit and black-box Rust tests, then the browser tests.
+test: setup-test test-unit test-e2e
+
+test-unit:
+	cargo test -p app --features ssr
+	cargo test -p server
+
+test-e2e:
+	cargo leptos build
+	scripts/e2e.sh
+
+lint:
+	cargo clippy -p server --all-targets -- -D warnings
+	cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+clean:
+	cargo clean
+	rm -rf end2end/test-results end2end/playwright-report

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the Playwright tests against the debug server binary on a free port
+# with a fresh database. Playwright starts and stops the server itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export E2E_PORT="${E2E_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+E2E_DATA_DIR="$(mktemp -d)"
+export E2E_DATA_DIR
+trap 'rm -rf "$E2E_DATA_DIR"' EXIT
+cd end2end
+npx playwright test "$@"

@@ -1,0 +1,294 @@
+//! The in-process broker, used when no Redis is configured.
+//!
+//! Each topic keeps its latest events in a ring bounded by count and age.
+//! A topic's epoch is created with the topic: a restart loses the history,
+//! and the new epoch tells resuming clients so instead of silently reusing
+//! offsets.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::future::{self, BoxFuture};
+
+use app::protocol::{Event, Payload, StreamPosition};
+
+use super::{Broker, BrokerError, Deliver, Recovery};
+
+/// Distinguishes brokers created in the same process (tests make several).
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
+
+/// Limits on what each topic remembers.
+#[derive(Clone, Copy, Debug)]
+pub struct HistoryLimits {
+    pub max_events: usize,
+    pub max_age: Duration,
+}
+
+struct Topic {
+    epoch: String,
+    offset: u64,
+    /// (publish time, event), oldest first.
+    events: VecDeque<(Instant, Event)>,
+}
+
+impl Topic {
+    fn prune(&mut self, limits: HistoryLimits, now: Instant) {
+        while self.events.len() > limits.max_events {
+            self.events.pop_front();
+        }
+        while let Some((at, _)) = self.events.front() {
+            if now.duration_since(*at) > limits.max_age {
+                self.events.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn position(&self) -> StreamPosition {
+        StreamPosition { offset: self.offset, epoch: self.epoch.clone() }
+    }
+}
+
+struct State {
+    topics: HashMap<String, Topic>,
+    subscribed: HashSet<String>,
+}
+
+/// The in-memory broker. Cheap to clone.
+#[derive(Clone)]
+pub struct MemoryBroker {
+    // A std Mutex: it is never held across an `.await` (no method here
+    // awaits while holding it), and it is uncontended enough that an async
+    // mutex would only add cost.
+    state: Arc<Mutex<State>>,
+    deliver: Deliver,
+    limits: HistoryLimits,
+    node: String,
+    epochs: Arc<AtomicU64>,
+}
+
+impl MemoryBroker {
+    pub fn new(limits: HistoryLimits, deliver: Deliver) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        MemoryBroker {
+            state: Arc::new(Mutex::new(State { topics: HashMap::new(), subscribed: HashSet::new() })),
+            deliver,
+            limits,
+            node: format!(
+                "{:x}{:x}",
+                nanos ^ u128::from(std::process::id()),
+                INSTANCES.fetch_add(1, Ordering::Relaxed)
+            ),
+            epochs: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated
+        // in a way that matters more than losing the server, so recover.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_topic(&self) -> Topic {
+        let n = self.epochs.fetch_add(1, Ordering::Relaxed);
+        Topic { epoch: format!("{}-{n}", self.node), offset: 0, events: VecDeque::new() }
+    }
+}
+
+impl Broker for MemoryBroker {
+    fn publish(&self, topic: &str, payload: Payload) -> BoxFuture<'_, Result<Event, BrokerError>> {
+        let now = Instant::now();
+        let event = {
+            let mut state = self.lock();
+            let deliver = state.subscribed.contains(topic);
+            let limits = self.limits;
+            let entry = match state.topics.get_mut(topic) {
+                Some(t) => t,
+                None => {
+                    let t = self.new_topic();
+                    state.topics.entry(topic.to_owned()).or_insert(t)
+                }
+            };
+            entry.offset += 1;
+            let event = Event {
+                topic: topic.to_owned(),
+                offset: entry.offset,
+                epoch: entry.epoch.clone(),
+                ts: Utc::now(),
+                payload,
+            };
+            entry.events.push_back((now, event.clone()));
+            entry.prune(limits, now);
+            // Delivered while the lock is held, so events of one topic reach
+            // the hub in offset order even when published concurrently. The
+            // callback only enqueues.
+            if deliver {
+                (self.deliver)(event.clone());
+            }
+            event
+        };
+        Box::pin(future::ready(Ok(event)))
+    }
+
+    fn subscribe(&self, topic: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
+        self.lock().subscribed.insert(topic.to_owned());
+        Box::pin(future::ready(Ok(())))
+    }
+
+    fn unsubscribe(&self, topic: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
+        self.lock().subscribed.remove(topic);
+        Box::pin(future::ready(Ok(())))
+    }
+
+    fn position(&self, topic: &str) -> BoxFuture<'_, Result<StreamPosition, BrokerError>> {
+        let mut state = self.lock();
+        let pos = match state.topics.get(topic) {
+            Some(t) => t.position(),
+            None => {
+                let t = self.new_topic();
+                state.topics.entry(topic.to_owned()).or_insert(t).position()
+            }
+        };
+        Box::pin(future::ready(Ok(pos)))
+    }
+
+    fn history(
+        &self,
+        topic: &str,
+        since: &StreamPosition,
+    ) -> BoxFuture<'_, Result<Recovery, BrokerError>> {
+        let mut state = self.lock();
+        let limits = self.limits;
+        let recovery = match state.topics.get_mut(topic) {
+            None => Recovery::Gap,
+            Some(t) => {
+                t.prune(limits, Instant::now());
+                recover(t, since)
+            }
+        };
+        Box::pin(future::ready(Ok(recovery)))
+    }
+
+    fn healthy(&self) -> bool {
+        true
+    }
+}
+
+fn recover(topic: &Topic, since: &StreamPosition) -> Recovery {
+    if since.epoch != topic.epoch || since.offset > topic.offset {
+        return Recovery::Gap;
+    }
+    if since.offset == topic.offset {
+        return Recovery::Complete(Vec::new());
+    }
+    let oldest = topic.events.front().map_or(topic.offset + 1, |(_, e)| e.offset);
+    if since.offset + 1 < oldest {
+        return Recovery::Gap;
+    }
+    Recovery::Complete(
+        topic
+            .events
+            .iter()
+            .filter(|(_, e)| e.offset > since.offset)
+            .map(|(_, e)| e.clone())
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(n: u32) -> Payload {
+        Payload::Chat { from: "t".into(), text: n.to_string() }
+    }
+
+    fn broker(max_events: usize) -> (MemoryBroker, Arc<Mutex<Vec<Event>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let b = MemoryBroker::new(
+            HistoryLimits { max_events, max_age: Duration::from_secs(60) },
+            Arc::new(move |e| sink.lock().unwrap().push(e)),
+        );
+        (b, seen)
+    }
+
+    #[tokio::test]
+    async fn offsets_grow_per_topic_and_only_subscribed_topics_are_delivered() {
+        let (b, seen) = broker(10);
+        b.subscribe("a").await.unwrap();
+        assert_eq!(b.publish("a", chat(1)).await.unwrap().offset, 1);
+        assert_eq!(b.publish("a", chat(2)).await.unwrap().offset, 2);
+        assert_eq!(b.publish("b", chat(3)).await.unwrap().offset, 1);
+        let seen: Vec<_> = seen.lock().unwrap().iter().map(|e| (e.topic.clone(), e.offset)).collect();
+        assert_eq!(seen, vec![("a".to_owned(), 1), ("a".to_owned(), 2)]);
+        b.unsubscribe("a").await.unwrap();
+        b.publish("a", chat(4)).await.unwrap();
+        assert_eq!(b.position("a").await.unwrap().offset, 3);
+    }
+
+    #[tokio::test]
+    async fn history_returns_exactly_the_missed_events() {
+        let (b, _) = broker(10);
+        let start = b.position("t").await.unwrap();
+        for i in 0..5 {
+            b.publish("t", chat(i)).await.unwrap();
+        }
+        let since = StreamPosition { offset: 2, epoch: start.epoch.clone() };
+        match b.history("t", &since).await.unwrap() {
+            Recovery::Complete(events) => {
+                assert_eq!(events.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![3, 4, 5])
+            }
+            Recovery::Gap => panic!("expected recovery"),
+        }
+        let now = StreamPosition { offset: 5, epoch: start.epoch.clone() };
+        assert_eq!(b.history("t", &now).await.unwrap(), Recovery::Complete(vec![]));
+    }
+
+    #[tokio::test]
+    async fn gaps_are_reported_not_skipped() {
+        let (b, _) = broker(3);
+        let start = b.position("t").await.unwrap();
+        for i in 0..10 {
+            b.publish("t", chat(i)).await.unwrap();
+        }
+        let old = StreamPosition { offset: 2, epoch: start.epoch.clone() };
+        assert_eq!(b.history("t", &old).await.unwrap(), Recovery::Gap);
+        // Offset 7 is the last one not kept: events 8, 9, 10 are all there.
+        let edge = StreamPosition { offset: 7, epoch: start.epoch.clone() };
+        assert!(matches!(b.history("t", &edge).await.unwrap(), Recovery::Complete(e) if e.len() == 3));
+        let other_epoch = StreamPosition { offset: 9, epoch: "elsewhere".into() };
+        assert_eq!(b.history("t", &other_epoch).await.unwrap(), Recovery::Gap);
+        let future = StreamPosition { offset: 99, epoch: start.epoch };
+        assert_eq!(b.history("t", &future).await.unwrap(), Recovery::Gap);
+        assert_eq!(b.history("unknown", &edge).await.unwrap(), Recovery::Gap);
+    }
+
+    #[tokio::test]
+    async fn history_is_bounded_by_age() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let b = MemoryBroker::new(
+            HistoryLimits { max_events: 100, max_age: Duration::from_millis(20) },
+            Arc::new(move |e| sink.lock().unwrap().push(e)),
+        );
+        let start = b.position("t").await.unwrap();
+        b.publish("t", chat(1)).await.unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(b.history("t", &start).await.unwrap(), Recovery::Gap);
+    }
+
+    #[tokio::test]
+    async fn each_broker_instance_has_its_own_epochs() {
+        let (a, _) = broker(3);
+        let (b, _) = broker(3);
+        assert_ne!(a.position("t").await.unwrap().epoch, b.position("t").await.unwrap().epoch);
+    }
+}

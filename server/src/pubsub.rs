@@ -1,0 +1,201 @@
+//! The real-time facade the endpoints use: the local [`Hub`] plus the
+//! [`Broker`], kept in step.
+//!
+//! The broker is subscribed to a topic while at least one local connection
+//! wants it. Broker calls are asynchronous (a Redis round trip), so two
+//! connections joining and leaving at once could otherwise race and leave
+//! the broker unsubscribed from a topic that has members. Every change is
+//! therefore reconciled under one async lock against the hub's membership
+//! *at that moment*; the last reconciliation always sees the final state.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use app::protocol::{Event, Payload, StreamPosition, Task};
+
+use crate::broker::{Broker, BrokerError, Recovery};
+use crate::hub::{ConnHandle, Hub};
+use crate::metrics::Metrics;
+
+/// The topic on which every task change is published.
+pub const TASKS_TOPIC: &str = "tasks";
+
+/// The outcome of subscribing: where the topic stands, whether the missed
+/// events could all be recovered, and those events.
+#[derive(Debug)]
+pub struct Subscribed {
+    pub position: StreamPosition,
+    pub recovered: bool,
+    pub missed: Vec<Event>,
+}
+
+#[derive(Clone)]
+pub struct Realtime {
+    pub hub: Hub,
+    broker: Arc<dyn Broker>,
+    /// Topics the broker is subscribed to; only touched under this lock.
+    synced: Arc<tokio::sync::Mutex<HashSet<String>>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Realtime {
+    pub fn new(hub: Hub, broker: Arc<dyn Broker>, metrics: Arc<Metrics>) -> Self {
+        Realtime { hub, broker, synced: Arc::default(), metrics }
+    }
+
+    /// Makes the broker's subscription to `topic` match the hub's members.
+    async fn sync(&self, topic: &str) -> Result<(), BrokerError> {
+        let mut synced = self.synced.lock().await;
+        let wanted = self.hub.has_members(topic);
+        let have = synced.contains(topic);
+        if wanted && !have {
+            self.broker.subscribe(topic).await?;
+            synced.insert(topic.to_owned());
+        } else if !wanted && have {
+            self.broker.unsubscribe(topic).await?;
+            synced.remove(topic);
+        }
+        Ok(())
+    }
+
+    /// Subscribes `conn` to `topic`; with `since`, also recovers what it
+    /// missed. Live events start queueing for `conn` before the position is
+    /// read, so nothing falls between history and live delivery; the session
+    /// drops queued events at or below the returned position.
+    pub async fn subscribe(
+        &self,
+        conn: &ConnHandle,
+        topic: &str,
+        since: Option<&StreamPosition>,
+    ) -> Result<Subscribed, BrokerError> {
+        self.hub.add(conn, topic);
+        if let Err(e) = self.sync(topic).await {
+            self.unsubscribe(conn.id, topic).await;
+            return Err(e);
+        }
+        let result = match since {
+            None => self
+                .broker
+                .position(topic)
+                .await
+                .map(|position| Subscribed { position, recovered: true, missed: Vec::new() }),
+            Some(since) => match self.broker.history(topic, since).await {
+                Ok(Recovery::Complete(missed)) => {
+                    let position = match missed.last() {
+                        Some(last) => StreamPosition { offset: last.offset, epoch: last.epoch.clone() },
+                        None => since.clone(),
+                    };
+                    Ok(Subscribed { position, recovered: true, missed })
+                }
+                Ok(Recovery::Gap) => self
+                    .broker
+                    .position(topic)
+                    .await
+                    .map(|position| Subscribed { position, recovered: false, missed: Vec::new() }),
+                Err(e) => Err(e),
+            },
+        };
+        if result.is_err() {
+            self.unsubscribe(conn.id, topic).await;
+        }
+        result
+    }
+
+    /// Removes `conn` from `topic`, unsubscribing the broker if it was the
+    /// last local member. Broker failures here are logged: the next sync of
+    /// the topic repairs them.
+    pub async fn unsubscribe(&self, conn_id: u64, topic: &str) {
+        if self.hub.remove(conn_id, topic) {
+            if let Err(e) = self.sync(topic).await {
+                tracing::warn!(topic, error = %e, "broker unsubscribe failed");
+            }
+        }
+    }
+
+    pub async fn publish(&self, topic: &str, payload: Payload) -> Result<Event, BrokerError> {
+        let event = self.broker.publish(topic, payload).await?;
+        self.metrics.published.fetch_add(1, Ordering::Relaxed);
+        Ok(event)
+    }
+
+    /// Publishes a task change on [`TASKS_TOPIC`]. The change is already
+    /// stored, so a broker failure is logged rather than failing the request;
+    /// clients that miss it see a gap and reload.
+    pub async fn task_event(&self, payload: Payload) {
+        if let Err(e) = self.publish(TASKS_TOPIC, payload).await {
+            tracing::error!(error = %e, "publishing a task event failed");
+        }
+    }
+
+    pub async fn task_created(&self, task: &Task) {
+        self.task_event(Payload::TaskCreated { task: task.clone() }).await;
+    }
+
+    pub async fn task_updated(&self, task: &Task) {
+        self.task_event(Payload::TaskUpdated { task: task.clone() }).await;
+    }
+
+    pub async fn task_deleted(&self, task: &Task) {
+        self.task_event(Payload::TaskDeleted { id: task.id, version: task.version }).await;
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.broker.healthy()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::memory::{HistoryLimits, MemoryBroker};
+    use std::time::Duration;
+
+    fn realtime() -> Realtime {
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(64, metrics.clone());
+        let sink = hub.clone();
+        let broker = MemoryBroker::new(
+            HistoryLimits { max_events: 100, max_age: Duration::from_secs(60) },
+            Arc::new(move |e| sink.deliver(e)),
+        );
+        Realtime::new(hub, Arc::new(broker), metrics)
+    }
+
+    fn chat(text: &str) -> Payload {
+        Payload::Chat { from: "x".into(), text: text.into() }
+    }
+
+    #[tokio::test]
+    async fn publish_reaches_local_subscribers_through_the_broker() {
+        let rt = realtime();
+        let (conn, mut rx) = rt.hub.register();
+        let sub = rt.subscribe(&conn, "room", None).await.unwrap();
+        assert_eq!(sub.position.offset, 0);
+        rt.publish("room", chat("hi")).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap().event.offset, 1);
+        rt.unsubscribe(conn.id, "room").await;
+        rt.publish("room", chat("gone")).await.unwrap();
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn resubscribing_with_since_recovers_exactly_the_missed_events() {
+        let rt = realtime();
+        let (conn, _rx) = rt.hub.register();
+        let first = rt.subscribe(&conn, "room", None).await.unwrap();
+        rt.unsubscribe(conn.id, "room").await;
+        for i in 0..3 {
+            rt.publish("room", chat(&i.to_string())).await.unwrap();
+        }
+        let again = rt.subscribe(&conn, "room", Some(&first.position)).await.unwrap();
+        assert!(again.recovered);
+        assert_eq!(again.missed.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(again.position.offset, 3);
+
+        let stale = StreamPosition { offset: 1, epoch: "another-epoch".into() };
+        let lost = rt.subscribe(&conn, "room", Some(&stale)).await.unwrap();
+        assert!(!lost.recovered);
+        assert_eq!(lost.position.offset, 3);
+    }
+}

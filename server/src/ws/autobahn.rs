@@ -1,0 +1,48 @@
+//! `/autobahn`: a plain echo for the Autobahn|Testsuite, enabled by
+//! `--autobahn-echo`. Limits are raised to 16 MiB (the suite sends messages
+//! that large) and there are no heartbeats (a ping in the middle of a case
+//! fails it). Never enable it in production.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use futures::SinkExt;
+use yawc::frame::{Frame, OpCode};
+use yawc::{IncomingUpgrade, Options};
+
+use crate::state::AppState;
+
+const LIMIT: usize = 16 * 1024 * 1024 + 1;
+
+pub async fn handler(
+    State(state): State<AppState>,
+    upgrade: Result<IncomingUpgrade, StatusCode>,
+) -> Response {
+    let options = Options::default()
+        .with_limits(LIMIT, LIMIT)
+        .with_utf8()
+        .with_balanced_compression()
+        .with_no_delay();
+    let shutdown = state.shutdown.clone();
+    super::spawn_connection(&state, upgrade, options, move |mut ws| async move {
+        loop {
+            let frame = tokio::select! {
+                frame = ws.next_frame() => frame,
+                () = shutdown.cancelled() => break,
+            };
+            let Ok(frame) = frame else {
+                super::finish(&mut ws).await;
+                break;
+            };
+            let echo = match frame.opcode() {
+                OpCode::Text => Frame::text(frame.into_payload()),
+                OpCode::Binary => Frame::binary(frame.into_payload()),
+                OpCode::Close => break,
+                _ => continue,
+            };
+            if ws.send(echo).await.is_err() {
+                break;
+            }
+        }
+    })
+}

@@ -1,0 +1,51 @@
+//! `/ws/{client_id}`: the seed article's broadcast chat, wire-compatible
+//! with its texts. Messages go through the broker like everything else, so
+//! chat spans every instance.
+
+use yawc::frame::Frame;
+
+use app::protocol::Payload;
+
+use super::session::{Ctx, Flow, Handler};
+use crate::hub::Delivery;
+
+/// The topic chat messages travel on.
+pub const CHAT_TOPIC: &str = "chat";
+
+pub struct Chat {
+    pub client_id: String,
+}
+
+impl Handler for Chat {
+    async fn on_open(&mut self, ctx: &mut Ctx) -> Flow {
+        match ctx.subscribe(CHAT_TOPIC, None).await {
+            Ok(_) => Flow::Continue,
+            Err(e) => Flow::Close(super::typed::INTERNAL, format!("cannot join the chat: {e}")),
+        }
+    }
+
+    async fn on_text(&mut self, ctx: &mut Ctx, text: &str) -> Flow {
+        let payload = Payload::Chat { from: self.client_id.clone(), text: text.to_owned() };
+        match ctx.publish(CHAT_TOPIC, payload).await {
+            Ok(_) => Flow::Continue,
+            Err(e) => Flow::Close(super::typed::INTERNAL, format!("message not delivered: {e}")),
+        }
+    }
+
+    fn render(&self, delivery: &Delivery) -> Option<Frame> {
+        match &delivery.event.payload {
+            Payload::Chat { from, text } => Some(Frame::text(format!("Client {from}: {text}"))),
+            Payload::Presence { user, online: false } => {
+                Some(Frame::text(format!("Client {user} left the chat")))
+            }
+            _ => None,
+        }
+    }
+
+    async fn on_close(&mut self, ctx: &mut Ctx) {
+        let left = Payload::Presence { user: self.client_id.clone(), online: false };
+        if let Err(e) = ctx.publish(CHAT_TOPIC, left).await {
+            tracing::warn!(error = %e, "could not announce a chat departure");
+        }
+    }
+}

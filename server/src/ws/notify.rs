@@ -1,0 +1,47 @@
+//! `/ws/notifications/{topic}`: the seed article's plain-text
+//! notifications. Subscribers of `tasks` get `New task created: {title}`
+//! when a task is created through REST; other topics carry their own
+//! events only. Text the client sends is ignored.
+
+use yawc::frame::Frame;
+
+use app::protocol::Payload;
+
+use super::session::{Ctx, Flow, Handler};
+use crate::hub::Delivery;
+
+pub struct Notifications {
+    pub topic: String,
+}
+
+/// The seed's text for each kind of event.
+pub fn render_text(payload: &Payload) -> Option<String> {
+    match payload {
+        Payload::TaskCreated { task } => Some(format!("New task created: {}", task.title)),
+        Payload::TaskUpdated { task } => Some(format!("Task updated: {}", task.title)),
+        Payload::TaskDeleted { id, .. } => Some(format!("Task deleted: #{id}")),
+        Payload::Notification { title, body, .. } => Some(format!("{title}: {body}")),
+        Payload::Chat { from, text } => Some(format!("{from}: {text}")),
+        Payload::Presence { .. } => None,
+    }
+}
+
+impl Handler for Notifications {
+    async fn on_open(&mut self, ctx: &mut Ctx) -> Flow {
+        let topic = self.topic.clone();
+        match ctx.subscribe(&topic, None).await {
+            Ok(_) => Flow::Continue,
+            Err(e) => Flow::Close(super::typed::INTERNAL, format!("cannot subscribe: {e}")),
+        }
+    }
+
+    async fn on_text(&mut self, _ctx: &mut Ctx, _text: &str) -> Flow {
+        Flow::Continue
+    }
+
+    fn render(&self, delivery: &Delivery) -> Option<Frame> {
+        render_text(&delivery.event.payload).map(Frame::text)
+    }
+
+    async fn on_close(&mut self, _ctx: &mut Ctx) {}
+}

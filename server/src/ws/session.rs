@@ -1,0 +1,369 @@
+//! One state machine per WebSocket connection, shared by every endpoint that
+//! carries hub events (typed, chat, notifications).
+//!
+//! A session is a single task that `select!`s over: the shutdown signal,
+//! the hub marking it a slow consumer, the next client frame, the next
+//! queued event, and the heartbeat tick. Whatever ends first ends the
+//! session, and the teardown (leaving every topic, the endpoint's farewell)
+//! runs in one place. An endpoint only supplies a [`Handler`]: what to do
+//! with a text message and how to render an event.
+//!
+//! Close codes (also in the README):
+//!
+//! | code | when |
+//! |------|------|
+//! | 1001 | the server is shutting down |
+//! | 1003 | a binary message on a text-only endpoint |
+//! | 1007 | a text message that is not UTF-8 (sent by yawc) |
+//! | 1008 | inbound rate limit exceeded, heartbeat timeout, or connection limit reached |
+//! | 1009 | a message larger than the limit (sent by yawc) |
+//! | 1011 | an internal error (the broker failed) |
+//! | 1013 | slow consumer: the send queue overflowed; reconnect and resume with `since` |
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::SinkExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use yawc::close::CloseCode;
+use yawc::frame::{Frame, OpCode};
+use yawc::WebSocket;
+
+use app::protocol::{Event, Payload, StreamPosition};
+
+use crate::broker::BrokerError;
+use crate::hub::{ConnHandle, Delivery};
+use crate::pubsub::{Realtime, Subscribed};
+
+/// How long one write may take before the peer counts as stalled.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a handler wants after handling something.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Close(CloseCode, String),
+}
+
+/// Per-connection limits, from the configuration.
+#[derive(Clone, Debug)]
+pub struct SessionLimits {
+    /// Ping interval; `None` turns heartbeats off. A peer silent for two
+    /// intervals is dropped.
+    pub ping_interval: Option<Duration>,
+    /// Sustained inbound messages per second.
+    pub rate_per_sec: f64,
+    /// Inbound burst allowance.
+    pub rate_burst: f64,
+    pub max_subscriptions: usize,
+}
+
+/// What an endpoint does with its connection.
+pub trait Handler: Send + 'static {
+    /// Runs once after the handshake.
+    fn on_open(&mut self, ctx: &mut Ctx) -> impl Future<Output = Flow> + Send;
+    /// Handles one text message.
+    fn on_text(&mut self, ctx: &mut Ctx, text: &str) -> impl Future<Output = Flow> + Send;
+    /// The frame to send for a live event, or `None` to skip it.
+    fn render(&self, delivery: &Delivery) -> Option<Frame>;
+    /// An application-level heartbeat to send with every ping, if any.
+    fn heartbeat(&self) -> Option<Frame> {
+        None
+    }
+    /// Runs once when the session ends, whatever the reason.
+    fn on_close(&mut self, ctx: &mut Ctx) -> impl Future<Output = ()> + Send;
+}
+
+/// A subscription's delivery state.
+struct Sub {
+    /// Highest offset already sent (or covered by the subscribe reply).
+    last: u64,
+    epoch: String,
+}
+
+/// What a handler can do: subscribe, publish, queue frames to send.
+pub struct Ctx {
+    pub rt: Realtime,
+    pub conn: ConnHandle,
+    subs: HashMap<String, Sub>,
+    out: Vec<Frame>,
+    max_subscriptions: usize,
+}
+
+/// Why a subscribe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("already subscribed to this topic")]
+    Already,
+    #[error("at most {0} subscriptions per connection")]
+    TooMany(usize),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+impl Ctx {
+    /// Queues a frame; it is written after the handler returns.
+    pub fn send(&mut self, frame: Frame) {
+        self.out.push(frame);
+    }
+
+    pub fn is_subscribed(&self, topic: &str) -> bool {
+        self.subs.contains_key(topic)
+    }
+
+    /// Subscribes this connection. The caller sends the reply and then the
+    /// missed events; live events at or below the position are dropped.
+    pub async fn subscribe(
+        &mut self,
+        topic: &str,
+        since: Option<&StreamPosition>,
+    ) -> Result<Subscribed, SubscribeError> {
+        if self.subs.contains_key(topic) {
+            return Err(SubscribeError::Already);
+        }
+        if self.subs.len() >= self.max_subscriptions {
+            return Err(SubscribeError::TooMany(self.max_subscriptions));
+        }
+        let sub = self.rt.subscribe(&self.conn, topic, since).await?;
+        self.subs.insert(
+            topic.to_owned(),
+            Sub { last: sub.position.offset, epoch: sub.position.epoch.clone() },
+        );
+        Ok(sub)
+    }
+
+    /// Returns false if the connection was not subscribed.
+    pub async fn unsubscribe(&mut self, topic: &str) -> bool {
+        if self.subs.remove(topic).is_none() {
+            return false;
+        }
+        self.rt.unsubscribe(self.conn.id, topic).await;
+        true
+    }
+
+    pub async fn publish(&self, topic: &str, payload: Payload) -> Result<Event, BrokerError> {
+        self.rt.publish(topic, payload).await
+    }
+
+    /// Whether a live event is new to this connection (not already sent as
+    /// history or covered by the subscribe position), and records it.
+    fn admit(&mut self, event: &Event) -> bool {
+        let Some(sub) = self.subs.get_mut(&event.topic) else { return false };
+        if event.epoch != sub.epoch {
+            // The stream restarted (history lost): follow the new epoch.
+            sub.epoch = event.epoch.clone();
+            sub.last = event.offset;
+            return true;
+        }
+        if event.offset <= sub.last {
+            return false;
+        }
+        sub.last = event.offset;
+        true
+    }
+}
+
+/// A token bucket for inbound messages.
+struct RateLimit {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    fn new(rate: f64, burst: f64) -> Self {
+        RateLimit { tokens: burst, rate, burst, at: Instant::now() }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Why the loop ended.
+enum End {
+    /// Close with this code and reason (best effort).
+    Close(CloseCode, String),
+    /// The peer is gone or unwritable; just drop the socket.
+    Gone,
+    /// yawc rejected a frame and queued its own close frame.
+    Rejected,
+}
+
+/// Runs a session to its end. Every exit path leaves every topic.
+pub async fn run<S, H>(
+    mut ws: WebSocket<S>,
+    mut handler: H,
+    rt: Realtime,
+    limits: SessionLimits,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    H: Handler,
+{
+    let (conn, mut queue) = rt.hub.register();
+    let slow = conn.slow.clone();
+    let metrics = rt.metrics.clone();
+    let mut ctx = Ctx {
+        rt,
+        conn,
+        subs: HashMap::new(),
+        out: Vec::new(),
+        max_subscriptions: limits.max_subscriptions,
+    };
+    let mut rate = RateLimit::new(limits.rate_per_sec, limits.rate_burst);
+    let period = limits.ping_interval.unwrap_or(Duration::from_secs(3600));
+    let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_seen = Instant::now();
+
+    let end = 'session: {
+        let flow = handler.on_open(&mut ctx).await;
+        if let Some(end) = flush(&mut ws, &mut ctx, &metrics).await {
+            break 'session end;
+        }
+        if let Flow::Close(code, reason) = flow {
+            break 'session End::Close(code, reason);
+        }
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break 'session End::Close(CloseCode::Away, "server shutting down".into()),
+                () = slow.cancelled() => break 'session End::Close(CloseCode::Again, "slow consumer: send queue overflowed".into()),
+                frame = ws.next_frame() => {
+                    let Ok(frame) = frame else { break 'session End::Rejected };
+                    last_seen = Instant::now();
+                    match frame.opcode() {
+                        OpCode::Text => {
+                            metrics.messages_in.fetch_add(1, Ordering::Relaxed);
+                            metrics.bytes_in.fetch_add(frame.payload().len() as u64, Ordering::Relaxed);
+                            if !rate.allow() {
+                                metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+                                break 'session End::Close(CloseCode::Policy, "rate limit exceeded".into());
+                            }
+                            let flow = handler.on_text(&mut ctx, frame.as_str()).await;
+                            if let Some(end) = flush(&mut ws, &mut ctx, &metrics).await {
+                                break 'session end;
+                            }
+                            if let Flow::Close(code, reason) = flow {
+                                break 'session End::Close(code, reason);
+                            }
+                        }
+                        OpCode::Binary => {
+                            break 'session End::Close(CloseCode::Unsupported, "binary messages are not supported".into());
+                        }
+                        OpCode::Close => break 'session End::Gone,
+                        _ => {}
+                    }
+                }
+                Some(delivery) = queue.recv() => {
+                    if !ctx.admit(&delivery.event) {
+                        continue;
+                    }
+                    if let Some(frame) = handler.render(&delivery) {
+                        let latency = chrono::Utc::now() - delivery.event.ts;
+                        metrics.observe_latency(latency.num_microseconds().unwrap_or(0).max(0) as u64);
+                        ctx.send(frame);
+                        if let Some(end) = flush(&mut ws, &mut ctx, &metrics).await {
+                            break 'session end;
+                        }
+                    }
+                }
+                _ = ticker.tick(), if limits.ping_interval.is_some() => {
+                    if last_seen.elapsed() > period * 2 {
+                        metrics.heartbeat_timeouts.fetch_add(1, Ordering::Relaxed);
+                        break 'session End::Close(CloseCode::Policy, "heartbeat timeout".into());
+                    }
+                    ctx.out.push(Frame::ping(Vec::new()));
+                    if let Some(beat) = handler.heartbeat() {
+                        ctx.send(beat);
+                    }
+                    if let Some(end) = flush(&mut ws, &mut ctx, &metrics).await {
+                        break 'session end;
+                    }
+                }
+            }
+        }
+    };
+
+    // Teardown: leave every topic first, so nothing more is queued for us.
+    handler.on_close(&mut ctx).await;
+    let topics: Vec<String> = ctx.subs.keys().cloned().collect();
+    for topic in topics {
+        ctx.unsubscribe(&topic).await;
+    }
+    drop(queue);
+    match end {
+        End::Close(code, reason) => {
+            let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(Frame::close(code, reason))).await;
+        }
+        End::Rejected => super::finish(&mut ws).await,
+        End::Gone => {}
+    }
+}
+
+/// Writes the frames the handler queued. Returns how the session must end
+/// if the peer cannot take them.
+async fn flush<S>(
+    ws: &mut WebSocket<S>,
+    ctx: &mut Ctx,
+    metrics: &Arc<crate::metrics::Metrics>,
+) -> Option<End>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    if ctx.out.is_empty() {
+        return None;
+    }
+    let frames = std::mem::take(&mut ctx.out);
+    let write = async {
+        for frame in frames {
+            if matches!(frame.opcode(), OpCode::Text | OpCode::Binary) {
+                metrics.messages_out.fetch_add(1, Ordering::Relaxed);
+                metrics.bytes_out.fetch_add(frame.payload().len() as u64, Ordering::Relaxed);
+            }
+            ws.feed(frame).await?;
+        }
+        ws.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => None,
+        _ => Some(End::Gone),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limit_allows_the_burst_then_the_rate() {
+        let mut r = RateLimit::new(10.0, 5.0);
+        for _ in 0..5 {
+            assert!(r.allow());
+        }
+        assert!(!r.allow());
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(r.allow());
+        assert!(!r.allow());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        for _ in 0..5 {
+            assert!(r.allow());
+        }
+        assert!(!r.allow());
+    }
+}
