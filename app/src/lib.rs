@@ -13,7 +13,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    StaticSegment,
+    SsrMode, StaticSegment,
 };
 
 use components::BoardPage;
@@ -48,7 +48,9 @@ pub fn App() -> impl IntoView {
         <Meta name="description" content="A live task board and notification hub."/>
         <Router>
             <Routes fallback=|| view! { <components::NotFound/> }>
-                <Route path=StaticSegment("") view=BoardPage/>
+                // Async: the server waits for the task list and sends the
+                // whole page, so it is complete without JavaScript.
+                <Route path=StaticSegment("") view=BoardPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }
