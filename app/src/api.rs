@@ -4,25 +4,38 @@
 //! Leptos context, so `app` never depends on the database crates. In the
 //! browser the same operations go over the REST API.
 
-use crate::protocol::Task;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{StreamPosition, Task};
 #[cfg(feature = "hydrate")]
 use crate::protocol::{ErrorBody, NewTask, TaskPatch};
 
 /// A failure the UI can show as is.
 pub type UiError = String;
 
+/// What the page starts from: the task list and the position of the
+/// `tasks` topic read just before it. The live connection resumes from that
+/// position, so a change made between rendering and connecting is not lost
+/// (one already in the list is recognised by its version).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub tasks: Vec<Task>,
+    pub position: Option<StreamPosition>,
+}
+
 /// The server's way of listing tasks while rendering, provided as context.
 #[cfg(feature = "ssr")]
 #[derive(Clone)]
 pub struct TaskSource(
     pub std::sync::Arc<
-        dyn Fn() -> futures::future::BoxFuture<'static, Result<Vec<Task>, UiError>> + Send + Sync,
+        dyn Fn() -> futures::future::BoxFuture<'static, Result<Snapshot, UiError>> + Send + Sync,
     >,
 );
 
-/// Loads the task list: from the store during SSR, over REST in the browser
-/// (only needed there if the server-rendered data is missing).
-pub fn load_tasks() -> impl std::future::Future<Output = Result<Vec<Task>, UiError>> + Send + 'static {
+/// Loads the snapshot: from the store during SSR; over REST in the browser,
+/// where it is only needed to reload after the live connection reported a
+/// gap (the subscription's own position then covers what follows).
+pub fn load_tasks() -> impl std::future::Future<Output = Result<Snapshot, UiError>> + Send + 'static {
     #[cfg(feature = "ssr")]
     {
         let source = leptos::prelude::use_context::<TaskSource>();
@@ -40,7 +53,8 @@ pub fn load_tasks() -> impl std::future::Future<Output = Result<Vec<Task>, UiErr
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
-            read_json(resp, 200).await
+            let tasks = read_json(resp, 200).await?;
+            Ok(Snapshot { tasks, position: None })
         })
     }
     #[cfg(not(any(feature = "ssr", feature = "hydrate")))]

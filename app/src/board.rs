@@ -19,8 +19,9 @@ pub const MAX_TOASTS: usize = 4;
 /// Whether the live connection is up, as shown in the header.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Connection {
-    #[default]
     Offline,
+    /// The state the page is rendered in: it connects as soon as it hydrates.
+    #[default]
     Connecting,
     Live,
 }
@@ -43,7 +44,10 @@ enum Known {
 /// A change the page itself or the socket reports.
 #[derive(Clone, Debug)]
 pub enum Action {
-    /// A task this browser created or changed over REST.
+    /// A task this browser created over REST. Toasts only if the live event
+    /// for it has not already done so.
+    Created(Task),
+    /// A task this browser changed over REST.
     Upsert(Task),
     /// A task this browser deleted over REST.
     Removed(i64),
@@ -73,6 +77,11 @@ impl Board {
     /// schedule its dismissal.
     pub fn apply(&mut self, action: Action) -> Option<u64> {
         match action {
+            Action::Created(task) => {
+                let text = format!("Created “{}”", task.title);
+                let fresh = self.upsert(task);
+                fresh.then(|| self.toast(Level::Success, text))
+            }
             Action::Upsert(task) => {
                 self.upsert(task);
                 None
@@ -98,9 +107,7 @@ impl Board {
         match msg {
             ServerMessage::Event(event) => self.apply_event(event),
             ServerMessage::Subscribed { topic, position, .. } => {
-                self.positions
-                    .entry(topic)
-                    .or_insert((position.offset, position.epoch));
+                self.positions.insert(topic, (position.offset, position.epoch));
                 None
             }
             ServerMessage::Resync { topic, .. } => {
@@ -249,6 +256,17 @@ mod tests {
     }
 
     #[test]
+    fn own_create_after_its_event_adds_no_second_toast() {
+        let mut board = Board::default();
+        let first = board.apply(event(1, Payload::TaskCreated { task: task(6, 1, TaskStatus::Todo) }));
+        assert!(first.is_some());
+        assert_eq!(board.apply(Action::Created(task(6, 1, TaskStatus::Todo))), None);
+        assert_eq!(board.toasts.len(), 1);
+        let mut other = Board::default();
+        assert!(other.apply(Action::Created(task(7, 1, TaskStatus::Todo))).is_some());
+    }
+
+    #[test]
     fn deletion_is_final() {
         let mut board = Board::default();
         let base = vec![task(1, 1, TaskStatus::Todo)];
@@ -294,7 +312,7 @@ mod tests {
     #[test]
     fn connection_state_changes() {
         let mut board = Board::default();
-        assert_eq!(board.connection, Connection::Offline);
+        assert_eq!(board.connection, Connection::Connecting);
         board.apply(Action::Connection(Connection::Live));
         assert_eq!(board.connection, Connection::Live);
     }

@@ -7,6 +7,8 @@
 pub mod api;
 pub mod board;
 mod components;
+#[cfg(feature = "hydrate")]
+mod live;
 pub mod protocol;
 
 use leptos::prelude::*;

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 
-use app::api::TaskSource;
+use app::api::{Snapshot, TaskSource};
 use app::{shell, App};
 use broker::memory::{HistoryLimits, MemoryBroker};
 use config::Config;
@@ -86,13 +86,19 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
 /// The whole application: REST, WebSockets, health, and the Leptos pages.
 pub fn router(state: AppState) -> Router {
     let store = state.store.clone();
+    let rt = state.rt.clone();
     let source = TaskSource(Arc::new(move || {
         let store = store.clone();
+        let rt = rt.clone();
         Box::pin(async move {
-            store.list().await.map_err(|e| {
+            // Position first: every change after it is either in the list
+            // or replayed to the client, never neither.
+            let position = rt.position(pubsub::TASKS_TOPIC).await.ok();
+            let tasks = store.list().await.map_err(|e| {
                 tracing::error!(error = %e, "loading tasks for the page failed");
                 "the task store did not answer".to_owned()
-            })
+            })?;
+            Ok(Snapshot { tasks, position })
         })
     }));
     let routes = generate_route_list(App);

@@ -140,6 +140,11 @@ impl Realtime {
         self.task_event(Payload::TaskDeleted { id: task.id, version: task.version }).await;
     }
 
+    /// The topic's current position.
+    pub async fn position(&self, topic: &str) -> Result<StreamPosition, BrokerError> {
+        self.broker.position(topic).await
+    }
+
     pub fn healthy(&self) -> bool {
         self.broker.healthy()
     }

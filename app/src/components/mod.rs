@@ -7,7 +7,7 @@ mod toasts;
 use leptos::prelude::*;
 
 use crate::api::load_tasks;
-use crate::board::{Action, Board};
+use crate::board::{Action, Board, Connection};
 use columns::Columns;
 use task_form::NewTaskForm;
 use toasts::Toasts;
@@ -46,6 +46,22 @@ pub fn BoardPage() -> impl IntoView {
     });
     let tasks = Resource::new(|| (), |_| load_tasks());
 
+    // Once the snapshot is there, open the live connection from its
+    // position. Effects run only in the browser.
+    #[cfg(feature = "hydrate")]
+    {
+        let started = StoredValue::new(false);
+        let reload = Callback::new(move |()| tasks.refetch());
+        Effect::new(move |_| {
+            if let Some(Ok(snapshot)) = tasks.get() {
+                if !started.get_value() {
+                    started.set_value(true);
+                    crate::live::connect(board, dispatch, snapshot.position, reload);
+                }
+            }
+        });
+    }
+
     // Flipped by an effect, which runs only in the browser: tests wait for
     // it before clicking, because SSR markup is visible before it is live.
     let hydrated = RwSignal::new(false);
@@ -59,18 +75,24 @@ pub fn BoardPage() -> impl IntoView {
                     <span class="brand-name">"Pulseboard"</span>
                 </div>
                 <p class="tagline">"Live tasks and notifications"</p>
+                <ConnectionPill board/>
             </header>
             <main class="layout">
                 <aside class="composer">
                     <NewTaskForm dispatch/>
                 </aside>
                 <section class="board" aria-label="Task board">
-                    <Suspense fallback=|| view! { <p class="loading">"Loading tasks…"</p> }>
+                    // Transition, not Suspense: a reload after a gap keeps
+                    // the old cards on screen until the new list is in.
+                    <Transition fallback=|| view! { <p class="loading">"Loading tasks…"</p> }>
                         {move || {
                             tasks
                                 .get()
                                 .map(|res| match res {
-                                    Ok(base) => view! { <Columns base board dispatch/> }.into_any(),
+                                    Ok(snapshot) => {
+                                        view! { <Columns base=snapshot.tasks board dispatch/> }
+                                            .into_any()
+                                    }
                                     Err(e) => {
                                         view! {
                                             <p class="load-error" data-testid="load-error">
@@ -81,11 +103,38 @@ pub fn BoardPage() -> impl IntoView {
                                     }
                                 })
                         }}
-                    </Suspense>
+                    </Transition>
                 </section>
             </main>
             <Toasts board dispatch/>
         </div>
+    }
+}
+
+/// Whether the live connection is up.
+#[component]
+fn ConnectionPill(board: RwSignal<Board>) -> impl IntoView {
+    let state = move || board.with(|b| b.connection);
+    view! {
+        <span
+            class=move || match state() {
+                Connection::Live => "conn conn-live",
+                Connection::Connecting => "conn conn-connecting",
+                Connection::Offline => "conn conn-offline",
+            }
+            data-testid="connection"
+            data-state=move || match state() {
+                Connection::Live => "live",
+                Connection::Connecting => "connecting",
+                Connection::Offline => "offline",
+            }
+        >
+            {move || match state() {
+                Connection::Live => "Live",
+                Connection::Connecting => "Connecting…",
+                Connection::Offline => "Offline, retrying",
+            }}
+        </span>
     }
 }
 

@@ -7,7 +7,7 @@ use crate::protocol::{TaskStatus, DESCRIPTION_MAX_CHARS, TITLE_MAX_CHARS};
 #[cfg(feature = "hydrate")]
 use crate::{
     board::Action,
-    protocol::{validate_title, Level, NewTask},
+    protocol::{validate_title, NewTask},
 };
 
 /// Creates a task over REST without reloading the page. The new card is
@@ -45,9 +45,7 @@ pub fn NewTaskForm(dispatch: Dispatch) -> impl IntoView {
                     Ok(task) => {
                         title.set(String::new());
                         description.set(String::new());
-                        let text = format!("Created “{}”", task.title);
-                        dispatch.run(Action::Upsert(task));
-                        dispatch.run(Action::Notify(Level::Success, text));
+                        dispatch.run(Action::Created(task));
                     }
                     Err(e) => error.set(Some(e)),
                 }
