@@ -30,9 +30,12 @@ pub async fn handler(
                 frame = ws.next_frame() => frame,
                 () = shutdown.cancelled() => break,
             };
-            let Ok(frame) = frame else {
-                super::finish(&mut ws).await;
-                break;
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(e) => {
+                    super::finish_after(&mut ws, &e).await;
+                    break;
+                }
             };
             let echo = match frame.opcode() {
                 OpCode::Text => Frame::text(frame.into_payload()),

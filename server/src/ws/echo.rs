@@ -28,9 +28,12 @@ pub async fn handler(
                     break;
                 }
             };
-            let Ok(frame) = frame else {
-                super::finish(&mut ws).await;
-                break;
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(e) => {
+                    super::finish_after(&mut ws, &e).await;
+                    break;
+                }
             };
             let reply = match frame.opcode() {
                 OpCode::Text => Frame::text(format!("Message received: {}", frame.as_str())),

@@ -57,9 +57,21 @@ pub fn accept(
     }
 }
 
-/// Flushes the close frame yawc queues when it rejects a frame (1009 for an
-/// oversized message, 1007 for invalid UTF-8, 1002 for protocol errors) and
-/// closes the socket. Bounded, so a peer that stopped reading cannot hold us.
+/// Ends a connection whose last read failed. yawc queues its own close
+/// frame for framing errors (1009 for an oversized message, 1002 for
+/// protocol errors); invalid UTF-8 is detected a layer above that, so we
+/// send its 1007 ourselves. Bounded, so a peer that stopped reading cannot
+/// hold us.
+pub async fn finish_after(ws: &mut yawc::WebSocket<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>, error: &yawc::WebSocketError) {
+    if matches!(error, yawc::WebSocketError::InvalidUTF8) {
+        let close = Frame::close(CloseCode::Invalid, "text message is not valid UTF-8");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.send(close)).await;
+        return;
+    }
+    finish(ws).await;
+}
+
+/// Flushes a close frame yawc queued and closes the socket.
 pub async fn finish<S>(ws: &mut yawc::WebSocket<S>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,

@@ -200,8 +200,8 @@ enum End {
     Close(CloseCode, String),
     /// The peer is gone or unwritable; just drop the socket.
     Gone,
-    /// yawc rejected a frame and queued its own close frame.
-    Rejected,
+    /// The read failed: a frame was rejected, or the peer went away.
+    Rejected(yawc::WebSocketError),
 }
 
 /// Runs a session to its end. Every exit path leaves every topic.
@@ -245,7 +245,10 @@ pub async fn run<S, H>(
                 () = shutdown.cancelled() => break 'session End::Close(CloseCode::Away, "server shutting down".into()),
                 () = slow.cancelled() => break 'session End::Close(CloseCode::Again, "slow consumer: send queue overflowed".into()),
                 frame = ws.next_frame() => {
-                    let Ok(frame) = frame else { break 'session End::Rejected };
+                    let frame = match frame {
+                        Ok(frame) => frame,
+                        Err(e) => break 'session End::Rejected(e),
+                    };
                     last_seen = Instant::now();
                     match frame.opcode() {
                         OpCode::Text => {
@@ -311,7 +314,7 @@ pub async fn run<S, H>(
         End::Close(code, reason) => {
             let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(Frame::close(code, reason))).await;
         }
-        End::Rejected => super::finish(&mut ws).await,
+        End::Rejected(e) => super::finish_after(&mut ws, &e).await,
         End::Gone => {}
     }
 }

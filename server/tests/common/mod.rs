@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

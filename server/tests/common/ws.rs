@@ -1,0 +1,230 @@
+//! WebSocket clients for black-box tests: a typed client on
+//! tokio-tungstenite, and a raw one for what a well-behaved library would
+//! never do (stall, trickle, send compressed bombs).
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub async fn connect(url: &str) -> Ws {
+    tokio_tungstenite::connect_async(url).await.expect("connect").0
+}
+
+/// Opens `/ws/v1` and consumes the `hello`.
+pub async fn typed(base: &str) -> Ws {
+    let mut ws = connect(&format!("{base}/ws/v1")).await;
+    let hello = recv(&mut ws).await;
+    assert_eq!(hello["type"], "hello");
+    ws
+}
+
+pub async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.expect("send");
+}
+
+/// The next JSON message, skipping heartbeats. Panics after 5 s.
+pub async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a message within 5 s")
+            .expect("stream open")
+            .expect("no error");
+        match msg {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).expect("JSON");
+                if v["type"] != "heartbeat" {
+                    return v;
+                }
+            }
+            Message::Close(c) => panic!("closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// The next text message as is.
+pub async fn recv_text(ws: &mut Ws) -> String {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a message within 5 s")
+            .expect("stream open")
+            .expect("no error");
+        match msg {
+            Message::Text(t) => return t.to_string(),
+            Message::Close(c) => panic!("closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Waits for the close frame and returns its code.
+pub async fn closed_with(ws: &mut Ws, within: Duration) -> CloseCode {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("closed in time");
+        match msg {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code,
+            Some(Ok(Message::Close(None))) => return CloseCode::Status,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+pub async fn subscribe(ws: &mut Ws, id: u64, topic: &str, since: Option<Value>) -> Value {
+    let mut cmd = json!({"type": "subscribe", "id": id, "topic": topic});
+    if let Some(since) = since {
+        cmd["since"] = since;
+    }
+    send(ws, cmd).await;
+    let reply = recv(ws).await;
+    assert_eq!(reply["type"], "subscribed", "{reply}");
+    assert_eq!(reply["id"], id);
+    reply
+}
+
+pub async fn publish_chat(ws: &mut Ws, id: u64, topic: &str, text: &str) -> Value {
+    send(
+        ws,
+        json!({"type": "publish", "id": id, "topic": topic,
+               "payload": {"kind": "chat", "from": "tester", "text": text}}),
+    )
+    .await;
+    ws_reply(ws, id).await
+}
+
+/// The reply with `id`, buffering nothing: events before it are skipped.
+pub async fn ws_reply(ws: &mut Ws, id: u64) -> Value {
+    loop {
+        let v = recv(ws).await;
+        if v["id"] == id && v["type"] != "event" {
+            return v;
+        }
+    }
+}
+
+/// A raw WebSocket connection: our own framing, no automatic pongs.
+pub struct Raw {
+    pub stream: TcpStream,
+    pub response: String,
+}
+
+impl Raw {
+    /// Performs the handshake with `extra` request headers.
+    pub async fn connect(addr: std::net::SocketAddr, path: &str, extra: &str) -> Raw {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+        );
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        let mut byte = [0u8; 1];
+        while !response.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).await.unwrap();
+            response.push(byte[0]);
+        }
+        let response = String::from_utf8(response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 101"), "{response}");
+        Raw { stream, response }
+    }
+
+    /// Sends one masked, final frame.
+    pub async fn send_frame(&mut self, opcode: u8, rsv1: bool, payload: &[u8]) {
+        self.send_raw(opcode, true, rsv1, payload).await;
+    }
+
+    /// Sends one masked frame with the FIN bit as given (RSV1 clear).
+    pub async fn send_frame_fin(&mut self, opcode: u8, fin: bool, payload: &[u8]) {
+        self.send_raw(opcode, fin, false, payload).await;
+    }
+
+    /// Sends one masked frame with every header bit chosen.
+    pub async fn send_raw(&mut self, opcode: u8, fin: bool, rsv1: bool, payload: &[u8]) {
+        let mut frame = vec![if fin { 0x80 } else { 0 } | if rsv1 { 0x40 } else { 0 } | opcode];
+        let len = payload.len();
+        if len < 126 {
+            frame.push(0x80 | len as u8);
+        } else if len <= 0xffff {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&frame).await.unwrap();
+    }
+
+    /// Reads one frame: (rsv1, opcode, payload). `None` on EOF.
+    pub async fn read_frame(&mut self) -> Option<(bool, u8, Vec<u8>)> {
+        let mut head = [0u8; 2];
+        self.stream.read_exact(&mut head).await.ok()?;
+        let rsv1 = head[0] & 0x40 != 0;
+        let opcode = head[0] & 0x0f;
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut b = [0u8; 2];
+                self.stream.read_exact(&mut b).await.ok()?;
+                u16::from_be_bytes(b) as usize
+            }
+            127 => {
+                let mut b = [0u8; 8];
+                self.stream.read_exact(&mut b).await.ok()?;
+                u64::from_be_bytes(b) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        self.stream.read_exact(&mut payload).await.ok()?;
+        Some((rsv1, opcode, payload))
+    }
+
+    /// Reads frames until a close frame; returns its code, or `None` if the
+    /// connection ended without one.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        while let Some((_, opcode, payload)) = self.read_frame().await {
+            if opcode == 8 {
+                return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+            }
+        }
+        None
+    }
+}
+
+/// Inflates a permessage-deflate payload.
+pub fn inflate(payload: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut data = payload.to_vec();
+    data.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+    let mut out = Vec::new();
+    let _ = flate2::read::DeflateDecoder::new(&data[..]).read_to_end(&mut out);
+    out
+}
+
+/// Deflates a message as a permessage-deflate sender would (trailer removed).
+pub fn deflate(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(data).unwrap();
+    let mut out = enc.finish().unwrap();
+    // A final empty stored block ends with 00 00 ff ff; the sender strips it.
+    if out.ends_with(&[0x00, 0x00, 0xff, 0xff]) {
+        out.truncate(out.len() - 4);
+    }
+    out
+}
