@@ -5,8 +5,11 @@ SHELL := /bin/bash
 # wasm-opt for release builds comes from end2end's npm packages (Debian's
 # older one breaks hydration), so that directory goes first on PATH.
 export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+# cargo-leptos builds with this flag; plain cargo commands use it too, so
+# tests and builds share one set of compiled dependencies.
+export RUSTFLAGS := --cfg erase_components
 
-.PHONY: run dev build test test-unit test-e2e setup setup-test lint clean
+.PHONY: run dev build test test-unit test-e2e test-autobahn setup setup-test lint clean
 
 setup:
 	scripts/setup.sh build
@@ -26,8 +29,9 @@ dev: setup
 build: setup
 	cargo leptos build
 
-## Every test: unit and black-box Rust tests, then the browser tests.
-test: setup-test test-unit test-e2e
+## Every test: unit and black-box Rust tests, the browser tests, and the
+## Autobahn protocol conformance suite.
+test: setup-test test-unit test-e2e test-autobahn
 
 test-unit:
 	cargo test -p app --features ssr
@@ -36,6 +40,10 @@ test-unit:
 test-e2e:
 	cargo leptos build
 	scripts/e2e.sh
+
+test-autobahn:
+	cargo leptos build
+	scripts/autobahn.sh
 
 lint:
 	cargo clippy -p server --all-targets -- -D warnings

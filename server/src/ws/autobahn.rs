@@ -4,11 +4,10 @@
 //! fails it). Never enable it in production.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use futures::SinkExt;
 use yawc::frame::{Frame, OpCode};
-use yawc::{IncomingUpgrade, Options};
+use yawc::Options;
 
 use crate::state::AppState;
 
@@ -16,7 +15,7 @@ const LIMIT: usize = 16 * 1024 * 1024 + 1;
 
 pub async fn handler(
     State(state): State<AppState>,
-    upgrade: Result<IncomingUpgrade, StatusCode>,
+    upgrade: super::upgrade::WsUpgrade,
 ) -> Response {
     let options = Options::default()
         .with_limits(LIMIT, LIMIT)
@@ -40,7 +39,11 @@ pub async fn handler(
             let echo = match frame.opcode() {
                 OpCode::Text => Frame::text(frame.into_payload()),
                 OpCode::Binary => Frame::binary(frame.into_payload()),
-                OpCode::Close => break,
+                OpCode::Close => {
+                    // yawc queued the echo of the close; send it.
+                    super::finish(&mut ws).await;
+                    break;
+                }
                 _ => continue,
             };
             if ws.send(echo).await.is_err() {

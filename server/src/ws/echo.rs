@@ -4,18 +4,16 @@
 //! messages are refused with close code 1003; a shutdown closes with 1001.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use futures::SinkExt;
 use yawc::close::CloseCode;
 use yawc::frame::{Frame, OpCode};
-use yawc::IncomingUpgrade;
 
 use crate::state::AppState;
 
 pub async fn handler(
     State(state): State<AppState>,
-    upgrade: Result<IncomingUpgrade, StatusCode>,
+    upgrade: super::upgrade::WsUpgrade,
 ) -> Response {
     let shutdown = state.shutdown.clone();
     let options = super::options(&state.config);
@@ -40,7 +38,11 @@ pub async fn handler(
                 OpCode::Binary => {
                     Frame::close(CloseCode::Unsupported, "binary messages are not supported")
                 }
-                OpCode::Close => break,
+                OpCode::Close => {
+                    // yawc queued the echo of the close; send it.
+                    super::finish(&mut ws).await;
+                    break;
+                }
                 _ => continue,
             };
             let closing = reply.opcode() == OpCode::Close;

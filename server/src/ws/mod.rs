@@ -10,17 +10,17 @@ pub mod echo;
 pub mod notify;
 pub mod session;
 pub mod typed;
+pub mod upgrade;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::SinkExt;
 use yawc::close::CloseCode;
 use yawc::frame::Frame;
-use yawc::{IncomingUpgrade, Options};
+use yawc::Options;
 
 use app::protocol::validate_topic;
 
@@ -29,6 +29,7 @@ use crate::error::{ApiError, Path};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use session::{Handler, SessionLimits};
+use upgrade::{Socket, WsUpgrade};
 
 /// The yawc options every endpoint starts from: our message limit (yawc's
 /// bounds are exclusive, hence the `+ 1`) for single frames, for fragmented
@@ -43,18 +44,6 @@ pub fn options(config: &Config) -> Options {
         .with_balanced_compression()
         .with_compression_threshold(128)
         .with_no_delay()
-}
-
-/// Performs the handshake or explains why it cannot.
-pub fn accept(
-    upgrade: Result<IncomingUpgrade, StatusCode>,
-    options: Options,
-) -> Result<(Response, yawc::UpgradeFut), Response> {
-    let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired.into_response())?;
-    match upgrade.upgrade(options) {
-        Ok((resp, fut)) => Ok((resp.map(axum::body::Body::new), fut)),
-        Err(e) => Err(ApiError::BadBody(format!("WebSocket handshake failed: {e}")).into_response()),
-    }
 }
 
 /// Ends a connection whose last read failed. yawc queues its own close
@@ -130,21 +119,21 @@ impl ConnectionGate {
 /// the close reason; it cannot see the body of a refused handshake).
 pub fn spawn_connection<F, Fut>(
     state: &AppState,
-    upgrade: Result<IncomingUpgrade, StatusCode>,
+    upgrade: WsUpgrade,
     options: Options,
     body: F,
 ) -> Response
 where
-    F: FnOnce(yawc::HttpWebSocket) -> Fut + Send + 'static,
+    F: FnOnce(Socket) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let (resp, fut) = match accept(upgrade, options) {
+    let (resp, socket) = match upgrade.accept(options) {
         Ok(pair) => pair,
         Err(resp) => return resp,
     };
     let permit = state.gate.try_acquire();
     state.sessions.spawn(async move {
-        let Ok(mut ws) = fut.await else { return };
+        let Some(mut ws) = socket.await else { return };
         let Some(_permit) = permit else {
             let close = Frame::close(CloseCode::Policy, "too many connections");
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.send(close)).await;
@@ -158,7 +147,7 @@ where
 /// Runs `handler` as a hub session on an accepted upgrade.
 fn spawn_session<H: Handler>(
     state: &AppState,
-    upgrade: Result<IncomingUpgrade, StatusCode>,
+    upgrade: WsUpgrade,
     handler: H,
 ) -> Response {
     let limits = SessionLimits {
@@ -183,7 +172,7 @@ fn checked_segment(segment: &str) -> Result<(), Response> {
 /// `GET /ws/v1`.
 pub async fn typed_handler(
     State(state): State<AppState>,
-    upgrade: Result<IncomingUpgrade, StatusCode>,
+    upgrade: WsUpgrade,
 ) -> Response {
     let heartbeat_ms = state.config.ping_interval().map_or(0, |d| d.as_millis() as u64);
     spawn_session(&state, upgrade, typed::Typed { heartbeat_ms })
@@ -193,7 +182,7 @@ pub async fn typed_handler(
 pub async fn chat_handler(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
-    upgrade: Result<IncomingUpgrade, StatusCode>,
+    upgrade: WsUpgrade,
 ) -> Response {
     if let Err(resp) = checked_segment(&client_id) {
         return resp;
@@ -205,7 +194,7 @@ pub async fn chat_handler(
 pub async fn notifications_handler(
     State(state): State<AppState>,
     Path(topic): Path<String>,
-    upgrade: Result<IncomingUpgrade, StatusCode>,
+    upgrade: WsUpgrade,
 ) -> Response {
     if let Err(resp) = checked_segment(&topic) {
         return resp;

@@ -200,6 +200,8 @@ enum End {
     Close(CloseCode, String),
     /// The peer is gone or unwritable; just drop the socket.
     Gone,
+    /// The peer sent a close frame; yawc queued its echo.
+    PeerClosed,
     /// The read failed: a frame was rejected, or the peer went away.
     Rejected(yawc::WebSocketError),
 }
@@ -269,7 +271,7 @@ pub async fn run<S, H>(
                         OpCode::Binary => {
                             break 'session End::Close(CloseCode::Unsupported, "binary messages are not supported".into());
                         }
-                        OpCode::Close => break 'session End::Gone,
+                        OpCode::Close => break 'session End::PeerClosed,
                         _ => {}
                     }
                 }
@@ -315,6 +317,7 @@ pub async fn run<S, H>(
             let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(Frame::close(code, reason))).await;
         }
         End::Rejected(e) => super::finish_after(&mut ws, &e).await,
+        End::PeerClosed => super::finish(&mut ws).await,
         End::Gone => {}
     }
 }
