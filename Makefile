@@ -5,9 +5,9 @@ SHELL := /bin/bash
 # wasm-opt for release builds comes from end2end's npm packages (Debian's
 # older one breaks hydration), so that directory goes first on PATH.
 export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
-# cargo-leptos builds with this flag; plain cargo commands use it too, so
-# tests and builds share one set of compiled dependencies.
-export RUSTFLAGS := --cfg erase_components
+# cargo-leptos builds debug binaries with this flag; plain cargo commands
+# get it too, so tests and builds share compiled dependencies.
+CARGO_FLAGS_ENV := RUSTFLAGS="--cfg erase_components"
 
 .PHONY: run dev build test test-unit test-e2e test-autobahn setup setup-test lint clean
 
@@ -20,7 +20,7 @@ setup-test:
 ## Build in release mode and serve on http://127.0.0.1:3000 with the defaults.
 run: setup
 	cargo leptos build --release
-	target/release/pulseboard
+	LEPTOS_ENV=PROD target/release/pulseboard
 
 ## Rebuild and reload on every change.
 dev: setup
@@ -34,8 +34,8 @@ build: setup
 test: setup-test test-unit test-e2e test-autobahn
 
 test-unit:
-	cargo test -p app --features ssr
-	cargo test -p server
+	$(CARGO_FLAGS_ENV) cargo test -p app --features ssr
+	$(CARGO_FLAGS_ENV) cargo test -p server
 
 test-e2e:
 	cargo leptos build
@@ -46,8 +46,8 @@ test-autobahn:
 	scripts/autobahn.sh
 
 lint:
-	cargo clippy -p server --all-targets -- -D warnings
-	cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+	$(CARGO_FLAGS_ENV) cargo clippy -p server --all-targets -- -D warnings
+	$(CARGO_FLAGS_ENV) cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 clean:
 	cargo clean

@@ -43,8 +43,6 @@ use store::TaskStore;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("configuration: {0}")]
-    Config(String),
     #[error("task store: {0}")]
     Store(#[from] store::StoreError),
     #[error("could not listen on {addr}: {source}")]
@@ -55,11 +53,7 @@ pub enum StartError {
 
 /// Connects the store and assembles the shared state.
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
-    let mut leptos = leptos::config::get_configuration(None)
-        .map_err(|e| StartError::Config(e.to_string()))?
-        .leptos_options;
-    leptos.site_addr = config.addr;
-    leptos.site_root = config.site_root.clone().into();
+    let leptos = leptos_options(&config);
     let store = TaskStore::connect(&config.database_url()).await?;
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::new(config.ws_send_queue, metrics.clone());
@@ -81,6 +75,28 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         gate,
         metrics,
     })
+}
+
+/// Leptos' options, from our configuration and the `LEPTOS_*` variables
+/// cargo-leptos sets. Built here rather than by `get_configuration`, so a
+/// binary built by plain `cargo` (as the tests do) still names the bundle
+/// cargo-leptos writes.
+fn leptos_options(config: &Config) -> leptos::config::LeptosOptions {
+    use leptos::config::{Env, LeptosOptions};
+    let var = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    let output_name = var("LEPTOS_OUTPUT_NAME")
+        .or_else(|| option_env!("LEPTOS_OUTPUT_NAME").map(str::to_owned))
+        .unwrap_or_else(|| "pulseboard".to_owned());
+    let production = var("LEPTOS_ENV")
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "prod" | "production"));
+    LeptosOptions::builder()
+        .output_name(output_name)
+        .site_root(config.site_root.clone())
+        .site_pkg_dir(var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|| "pkg".to_owned()))
+        .site_addr(config.addr)
+        .reload_port(var("LEPTOS_RELOAD_PORT").and_then(|p| p.parse().ok()).unwrap_or(3001))
+        .env(if production { Env::PROD } else { Env::DEV })
+        .build()
 }
 
 /// The whole application: REST, WebSockets, health, and the Leptos pages.
