@@ -31,7 +31,7 @@ build: setup
 
 ## Every test: unit and black-box Rust tests, the browser tests, and the
 ## Autobahn protocol conformance suite.
-test: setup-test test-unit test-e2e test-autobahn
+test: setup-test test-unit lint test-e2e test-autobahn
 
 test-unit:
 	$(CARGO_FLAGS_ENV) cargo test -p app --features ssr

@@ -93,6 +93,13 @@ pub struct Config {
     #[arg(long, env = "PULSEBOARD_HISTORY_TTL_SECS", default_value_t = 600)]
     pub history_ttl_secs: u64,
 
+    /// Origins allowed to open WebSockets (comma-separated, exact match,
+    /// e.g. `https://board.example.com`). The server's own
+    /// `http://<addr>` and the local development addresses are always
+    /// allowed. Requests without an Origin (non-browser clients) are allowed.
+    #[arg(long, env = "PULSEBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
     /// Serve a plain echo at `/autobahn` with 16 MiB limits and no
     /// heartbeats, for the Autobahn conformance suite. Off in production.
     #[arg(long, env = "PULSEBOARD_AUTOBAHN_ECHO", default_value_t = false)]
@@ -115,6 +122,17 @@ impl Config {
 }
 
 impl Config {
+    /// Whether a WebSocket upgrade with this `Origin` may proceed. Exact
+    /// byte comparison: browsers send origins in lowercase, so any variant
+    /// is not one of ours.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        let own = format!("http://{}", self.addr);
+        let local = ["http://127.0.0.1:3000", "http://localhost:3000"];
+        origin == own
+            || local.contains(&origin)
+            || self.allowed_origins.iter().any(|o| o.trim() == origin)
+    }
+
     /// The ping interval, or `None` when heartbeats are off.
     pub fn ping_interval(&self) -> Option<Duration> {
         (self.ws_ping_interval_secs > 0).then(|| Duration::from_secs(self.ws_ping_interval_secs))
@@ -129,6 +147,32 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Config::command().debug_assert();
+    }
+
+    #[test]
+    fn origins_match_exactly() {
+        let c = Config::parse_from([
+            "pulseboard",
+            "--addr",
+            "127.0.0.1:8080",
+            "--allowed-origins",
+            "https://board.example.com,https://ops.example.com",
+        ]);
+        for ok in ["http://127.0.0.1:8080", "http://localhost:3000", "https://board.example.com", "https://ops.example.com"] {
+            assert!(c.origin_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "https://evil.test",
+            "null",
+            "",
+            "https://board.example.com.evil.test",
+            "HTTPS://BOARD.EXAMPLE.COM",
+            "https://Board.example.com",
+            "http://board.example.com",
+            "https://board.example.com:443",
+        ] {
+            assert!(!c.origin_allowed(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub enum ApiError {
     TaskNotFound(i64),
     #[error("this endpoint only accepts WebSocket upgrade requests (version 13)")]
     UpgradeRequired,
+    #[error("WebSocket connections from this origin are not allowed")]
+    OriginNotAllowed,
     #[error("no route for this path")]
     RouteNotFound,
     /// `If-Match` named another version; carries the current task.
@@ -63,6 +65,7 @@ impl ApiError {
             ApiError::TaskNotFound(_) => "task_not_found",
             ApiError::RouteNotFound => "not_found",
             ApiError::UpgradeRequired => "upgrade_required",
+            ApiError::OriginNotAllowed => "origin_not_allowed",
             ApiError::VersionMismatch { .. } => "version_mismatch",
             ApiError::BadPrecondition => "invalid_precondition",
             ApiError::PayloadTooLarge => "payload_too_large",
@@ -81,6 +84,7 @@ impl ApiError {
             ApiError::TaskNotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+            ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

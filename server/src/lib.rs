@@ -187,14 +187,17 @@ pub async fn run(
 
 /// Binds the configured address and serves until `signal`.
 pub async fn start(
-    config: Config,
+    mut config: Config,
     signal: impl std::future::Future<Output = ()>,
 ) -> Result<(), StartError> {
     let addr = config.addr;
-    let state = build_state(config).await?;
     let listener =
         TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     let local = listener.local_addr()?;
+    // The real port (when configured as 0) is what the Origin check and the
+    // page's own address must name.
+    config.addr = local;
+    let state = build_state(config).await?;
     // Tests and scripts read this line to learn the port when binding to 0.
     tracing::info!(%local, "listening on http://{local}");
     run(listener, state, signal).await

@@ -203,10 +203,7 @@ impl TaskStore {
         .bind(expected)
         .fetch_optional(&self.pool)
         .await?;
-        match row {
-            Some(row) => task_from_row(&row),
-            None => Err(self.explain_miss(id).await),
-        }
+        self.conditional_result(id, row).await
     }
 
     /// Deletes the task if it exists and, when `expected` is given, still has
@@ -221,18 +218,18 @@ impl TaskStore {
         .bind(expected)
         .fetch_optional(&self.pool)
         .await?;
-        match row {
-            Some(row) => task_from_row(&row),
-            None => Err(self.explain_miss(id).await),
-        }
+        self.conditional_result(id, row).await
     }
 
-    /// After a conditional statement touched no row: was the task missing,
-    /// or was its version different?
-    async fn explain_miss(&self, id: i64) -> StoreError {
-        match self.get(id).await {
-            Ok(current) => StoreError::Conflict(Box::new(current)),
-            Err(e) => e,
+    /// The row a conditional statement returned, or, when it touched none,
+    /// why: the task is missing, or its version was different.
+    async fn conditional_result(&self, id: i64, row: Option<AnyRow>) -> Result<Task, StoreError> {
+        match row {
+            Some(row) => task_from_row(&row),
+            None => match self.get(id).await {
+                Ok(current) => Err(StoreError::Conflict(Box::new(current))),
+                Err(e) => Err(e),
+            },
         }
     }
 

@@ -311,3 +311,38 @@ async fn trickling_handshakes_are_dropped_while_normal_clients_connect() {
     assert_eq!(closed, 500, "every trickling connection was dropped");
     println!("500 trickling connections dropped within {:?}", start.elapsed());
 }
+
+#[tokio::test]
+async fn foreign_origins_are_refused_with_403_before_the_upgrade() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        Server::start(dir.path(), &["--allowed-origins", "https://board.example.com"]).await;
+    let own = format!("http://{}", server.addr);
+    for origin in [
+        "https://evil.test",
+        "null",
+        "https://board.example.com.evil.test",
+        "HTTPS://BOARD.EXAMPLE.COM",
+        "https://Board.Example.com",
+    ] {
+        for path in ["/ws/v1", "/ws", "/ws/alice", "/ws/notifications/tasks"] {
+            let mut req = server.ws_url(path).into_client_request().unwrap();
+            req.headers_mut().insert("origin", origin.parse().unwrap());
+            match tokio_tungstenite::connect_async(req).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                    assert_eq!(resp.status(), 403, "{origin} {path}");
+                }
+                other => panic!("{origin} {path}: expected 403, got {:?}", other.map(|_| ())),
+            }
+        }
+    }
+    for origin in ["https://board.example.com", own.as_str()] {
+        let mut req = server.ws_url("/ws/v1").into_client_request().unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect(origin);
+        assert_eq!(recv(&mut ws).await["type"], "hello");
+    }
+    // No Origin: a non-browser client, allowed (documented policy).
+    let _ = typed(&server.ws_url("")).await;
+}

@@ -129,7 +129,7 @@ where
 {
     let (resp, socket) = match upgrade.accept(options) {
         Ok(pair) => pair,
-        Err(resp) => return resp,
+        Err(e) => return e.into_response(),
     };
     let permit = state.gate.try_acquire();
     state.sessions.spawn(async move {
@@ -165,8 +165,8 @@ fn spawn_session<H: Handler>(
 
 /// Checks a path segment used as a topic or client id before the upgrade,
 /// so a bad one gets an HTTP 400 with a JSON body.
-fn checked_segment(segment: &str) -> Result<(), Response> {
-    validate_topic(segment).map_err(|e| ApiError::BadPath(e.to_string()).into_response())
+fn checked_segment(segment: &str) -> Result<(), ApiError> {
+    validate_topic(segment).map_err(|e| ApiError::BadPath(e.to_string()))
 }
 
 /// `GET /ws/v1`.
@@ -184,8 +184,8 @@ pub async fn chat_handler(
     Path(client_id): Path<String>,
     upgrade: WsUpgrade,
 ) -> Response {
-    if let Err(resp) = checked_segment(&client_id) {
-        return resp;
+    if let Err(e) = checked_segment(&client_id) {
+        return e.into_response();
     }
     spawn_session(&state, upgrade, chat::Chat { client_id })
 }
@@ -196,8 +196,8 @@ pub async fn notifications_handler(
     Path(topic): Path<String>,
     upgrade: WsUpgrade,
 ) -> Response {
-    if let Err(resp) = checked_segment(&topic) {
-        return resp;
+    if let Err(e) = checked_segment(&topic) {
+        return e.into_response();
     }
     spawn_session(&state, upgrade, notify::Notifications { topic })
 }

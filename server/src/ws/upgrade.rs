@@ -17,13 +17,14 @@ use std::task::{ready, Context, Poll};
 
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use yawc::{IncomingUpgrade, Options, Role, WebSocket};
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A server-side WebSocket on an upgraded HTTP connection, behind the guard.
 pub type Socket = WebSocket<FrameGuard<TokioIo<Upgraded>>>;
@@ -44,10 +45,25 @@ pub struct WsUpgrade {
     on_upgrade: OnUpgrade,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for WsUpgrade {
-    type Rejection = Response;
+/// Refuses cross-site WebSocket hijacking: a browser page on another
+/// origin cannot open a socket that rides on this user's session. Requests
+/// with no `Origin` come from non-browser clients and are allowed.
+fn check_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+    let Some(origin) = parts.headers.get(header::ORIGIN) else { return Ok(()) };
+    let allowed = origin.to_str().is_ok_and(|o| state.config.origin_allowed(o));
+    if allowed {
+        Ok(())
+    } else {
+        state.metrics.connections_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Err(ApiError::OriginNotAllowed)
+    }
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+impl FromRequestParts<AppState> for WsUpgrade {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        check_origin(parts, state)?;
         let offer = parts
             .headers
             .get(header::SEC_WEBSOCKET_EXTENSIONS)
@@ -67,7 +83,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WsUpgrade {
         let inner = IncomingUpgrade::from_request_parts(parts, state).await;
         match (upgrade_requested, on_upgrade, inner) {
             (true, Some(on_upgrade), Ok(inner)) => Ok(WsUpgrade { inner, on_upgrade }),
-            _ => Err(ApiError::UpgradeRequired.into_response()),
+            _ => Err(ApiError::UpgradeRequired),
         }
     }
 }
@@ -78,11 +94,11 @@ impl WsUpgrade {
     pub fn accept(
         self,
         options: Options,
-    ) -> Result<(Response, impl std::future::Future<Output = Option<Socket>> + Send), Response> {
+    ) -> Result<(Response, impl std::future::Future<Output = Option<Socket>> + Send), ApiError> {
         let (resp, _unused) = self
             .inner
             .upgrade(options.clone())
-            .map_err(|e| ApiError::BadBody(format!("WebSocket handshake failed: {e}")).into_response())?;
+            .map_err(|e| ApiError::BadBody(format!("WebSocket handshake failed: {e}")))?;
         let agreed = resp
             .headers()
             .get(header::SEC_WEBSOCKET_EXTENSIONS)

@@ -32,28 +32,7 @@ pub async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::text(v.to_string())).await.expect("send");
 }
 
-/// The next JSON message, skipping heartbeats. Panics after 5 s.
-pub async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a message within 5 s")
-            .expect("stream open")
-            .expect("no error");
-        match msg {
-            Message::Text(t) => {
-                let v: Value = serde_json::from_str(&t).expect("JSON");
-                if v["type"] != "heartbeat" {
-                    return v;
-                }
-            }
-            Message::Close(c) => panic!("closed: {c:?}"),
-            _ => {}
-        }
-    }
-}
-
-/// The next text message as is.
+/// The next text message as is. Panics after 5 s or on a close.
 pub async fn recv_text(ws: &mut Ws) -> String {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
@@ -65,6 +44,16 @@ pub async fn recv_text(ws: &mut Ws) -> String {
             Message::Text(t) => return t.to_string(),
             Message::Close(c) => panic!("closed: {c:?}"),
             _ => {}
+        }
+    }
+}
+
+/// The next JSON message, skipping heartbeats.
+pub async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let v: Value = serde_json::from_str(&recv_text(ws).await).expect("JSON");
+        if v["type"] != "heartbeat" {
+            return v;
         }
     }
 }
