@@ -119,6 +119,7 @@ impl Board {
             | ServerMessage::Unsubscribed { .. }
             | ServerMessage::Published { .. }
             | ServerMessage::Pong { .. }
+            | ServerMessage::Authed { .. }
             | ServerMessage::Heartbeat { .. } => None,
         }
     }
@@ -213,6 +214,8 @@ mod tests {
             created_at: Utc::now(),
             updated_at: Utc::now(),
             version,
+            created_by: None,
+            assignee: None,
         }
     }
 

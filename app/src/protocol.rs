@@ -77,6 +77,14 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
     /// Starts at 1 and grows by one with every change; served as the `ETag`.
     pub version: i64,
+    /// Username of whoever created the task; `None` for tasks created
+    /// anonymously (open-writes mode, or before accounts existed).
+    #[serde(default)]
+    pub created_by: Option<String>,
+    /// Username the task is assigned to. They get a personal notification
+    /// on `user:<name>` whenever it changes.
+    #[serde(default)]
+    pub assignee: Option<String>,
 }
 
 /// Body of `POST /tasks`.
@@ -90,6 +98,9 @@ pub struct NewTask {
     pub description: Option<String>,
     #[serde(default)]
     pub status: Option<TaskStatus>,
+    /// Username to assign the task to; must be a registered user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
     #[serde(default, skip_serializing)]
     pub id: Option<serde_json::Value>,
     #[serde(default, skip_serializing)]
@@ -106,6 +117,19 @@ pub struct TaskPatch {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<TaskStatus>,
+    /// Absent: unchanged; `null`: unassign; a username: assign.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub assignee: Option<Option<String>>,
+}
+
+/// Deserialises a field that is present (possibly `null`) as `Some`, so an
+/// absent field (`None` through `default`) differs from an explicit `null`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A validation failure of a task field, with the field named.
@@ -143,6 +167,89 @@ pub fn validate_description(description: &str) -> Result<(), TaskFieldError> {
 pub struct ErrorBody {
     pub error: String,
     pub message: String,
+}
+
+/// Shortest and longest accepted username, in characters.
+pub const USERNAME_MIN: usize = 3;
+pub const USERNAME_MAX: usize = 32;
+/// Shortest accepted password, in characters. The longest is bounded too,
+/// so a megabyte password cannot make the server hash a megabyte.
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 128;
+
+/// Close code of a live connection whose token expired without the client
+/// sending a fresh one (`auth` on `/ws/v1`).
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+
+/// Body of `POST /auth/register`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// Answer of `POST /token`, in the OAuth2 password-grant shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `"bearer"`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+/// A user as `GET /users/me` and `POST /auth/register` show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub username: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Why a username or password was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    #[error("username must be {USERNAME_MIN} to {USERNAME_MAX} characters")]
+    UsernameLength,
+    #[error("username may contain only lowercase letters, digits, '.', '_' and '-', and must start with a letter")]
+    UsernameCharacters,
+    #[error("password must be at least {PASSWORD_MIN} characters")]
+    PasswordTooShort,
+    #[error("password must be at most {PASSWORD_MAX} characters")]
+    PasswordTooLong,
+}
+
+/// Checks a username. Usernames name personal topics (`user:<name>`), so
+/// they use a subset of the topic alphabet; they are case-sensitive and
+/// lowercase only, so `Ann` and `ann` can never be two people.
+pub fn validate_username(name: &str) -> Result<(), CredentialError> {
+    let n = name.chars().count();
+    if !(USERNAME_MIN..=USERNAME_MAX).contains(&n) {
+        return Err(CredentialError::UsernameLength);
+    }
+    let mut bytes = name.bytes();
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase());
+    let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+    if first_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(CredentialError::UsernameCharacters)
+    }
+}
+
+/// Checks a new password's length (in characters, not bytes).
+pub fn validate_password(password: &str) -> Result<(), CredentialError> {
+    match password.chars().count() {
+        n if n < PASSWORD_MIN => Err(CredentialError::PasswordTooShort),
+        n if n > PASSWORD_MAX => Err(CredentialError::PasswordTooLong),
+        _ => Ok(()),
+    }
+}
+
+/// The personal topic of a user: only they may subscribe, only the server
+/// publishes.
+pub fn user_topic(username: &str) -> String {
+    format!("user:{username}")
 }
 
 /// Why a topic name was refused.
@@ -236,6 +343,9 @@ pub enum ClientMessage {
     Unsubscribe { id: u64, topic: String },
     Publish { id: u64, topic: String, payload: Payload },
     Ping { id: u64 },
+    /// Authenticate the connection, or extend it with a fresh token of the
+    /// same user before the current one expires.
+    Auth { id: u64, token: String },
 }
 
 /// Stable error codes of the typed endpoint; the README lists them.
@@ -256,14 +366,30 @@ pub enum ErrorCode {
     PublishForbidden,
     /// The broker could not complete the command; retrying may help.
     Unavailable,
+    /// The command needs an authenticated connection, or the token given
+    /// is missing, invalid or expired.
+    Unauthorized,
+    /// The connection's user may not do this (another user's topic, or a
+    /// token of a different user on an authenticated connection).
+    Forbidden,
 }
 
 /// A message from the server on `/ws/v1`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
-    /// Push, first on every connection.
-    Hello { version: u32, heartbeat_ms: u64 },
+    /// Push, first on every connection. `user` names the authenticated
+    /// user when a token came with the upgrade request.
+    Hello {
+        version: u32,
+        heartbeat_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
+    },
+    /// Reply to `auth`: the connection now acts as `user` until `expires_at`.
+    Authed { id: u64, user: String, expires_at: DateTime<Utc> },
     /// Reply to `subscribe`. `position` is the topic's current position;
     /// `recovered` is false when `since` was given but the missed events are
     /// no longer all in the history (reload state, then carry on).
@@ -321,6 +447,8 @@ mod tests {
             created_at: ts,
             updated_at: ts,
             version: 3,
+            created_by: Some("ann".into()),
+            assignee: None,
         }
     }
 
@@ -351,6 +479,7 @@ mod tests {
             payload: Payload::Chat { from: "ann".into(), text: "hi".into() },
         });
         round_trip_client(ClientMessage::Ping { id: 5 });
+        round_trip_client(ClientMessage::Auth { id: 6, token: "a.b.c".into() });
     }
 
     #[test]
@@ -372,7 +501,19 @@ mod tests {
                 payload,
             }));
         }
-        round_trip_server(ServerMessage::Hello { version: PROTOCOL_VERSION, heartbeat_ms: 25_000 });
+        round_trip_server(ServerMessage::Hello {
+            version: PROTOCOL_VERSION,
+            heartbeat_ms: 25_000,
+            user: None,
+            expires_at: None,
+        });
+        round_trip_server(ServerMessage::Hello {
+            version: PROTOCOL_VERSION,
+            heartbeat_ms: 0,
+            user: Some("ann".into()),
+            expires_at: Some(task().created_at),
+        });
+        round_trip_server(ServerMessage::Authed { id: 2, user: "ann".into(), expires_at: task().created_at });
         round_trip_server(ServerMessage::Subscribed {
             id: 1,
             topic: "tasks".into(),
@@ -446,6 +587,33 @@ mod tests {
         assert_eq!(validate_topic(""), Err(TopicError::Empty));
         assert_eq!(validate_topic(&"a".repeat(129)), Err(TopicError::TooLong));
         assert_eq!(validate_topic(&"a".repeat(128)), Ok(()));
+    }
+
+    #[test]
+    fn patch_tells_absent_assignee_from_null() {
+        let p: TaskPatch = serde_json::from_str(r#"{"title":"x"}"#).unwrap();
+        assert_eq!(p.assignee, None);
+        let p: TaskPatch = serde_json::from_str(r#"{"assignee":null}"#).unwrap();
+        assert_eq!(p.assignee, Some(None));
+        let p: TaskPatch = serde_json::from_str(r#"{"assignee":"bob"}"#).unwrap();
+        assert_eq!(p.assignee, Some(Some("bob".into())));
+    }
+
+    #[test]
+    fn credential_rules() {
+        for ok in ["ann", "bob.smith", "c_3-po", &"a".repeat(32)] {
+            assert_eq!(validate_username(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(validate_username("al"), Err(CredentialError::UsernameLength));
+        assert_eq!(validate_username(&"a".repeat(33)), Err(CredentialError::UsernameLength));
+        for bad in ["Ann", "1ann", "_ann", "an n", "ann*", "ann:x", "anné", "ann\0"] {
+            assert_eq!(validate_username(bad), Err(CredentialError::UsernameCharacters), "{bad:?}");
+        }
+        assert_eq!(validate_password("1234567"), Err(CredentialError::PasswordTooShort));
+        assert_eq!(validate_password("12345678"), Ok(()));
+        assert_eq!(validate_password(&"é".repeat(128)), Ok(()));
+        assert_eq!(validate_password(&"é".repeat(129)), Err(CredentialError::PasswordTooLong));
+        assert_eq!(user_topic("ann"), "user:ann");
     }
 
     #[test]

@@ -100,6 +100,35 @@ pub struct Config {
     #[arg(long, env = "PULSEBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Secret for signing access tokens (HS256), at least 32 bytes. Without
+    /// it a random secret is generated on first start and kept in
+    /// `<data-dir>/jwt-secret`. Several instances must share one secret.
+    #[arg(long, env = "PULSEBOARD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Seconds an access token stays valid.
+    #[arg(long, env = "PULSEBOARD_TOKEN_TTL_SECS", default_value_t = 3600)]
+    pub token_ttl_secs: u64,
+
+    /// Allow creating, editing and deleting tasks without a token (for
+    /// demos). Tokens that are sent are still checked.
+    #[arg(long, env = "PULSEBOARD_OPEN_WRITES", default_value_t = false)]
+    pub open_writes: bool,
+
+    /// Failed logins on one username within the lockout window before
+    /// `POST /token` answers 429 (a client address gets four times as many).
+    #[arg(long, env = "PULSEBOARD_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+
+    /// Seconds of the login-throttling window.
+    #[arg(long, env = "PULSEBOARD_LOGIN_LOCKOUT_SECS", default_value_t = 300)]
+    pub login_lockout_secs: u64,
+
+    /// Origins allowed to call the REST API from a browser (CORS;
+    /// comma-separated, exact match). Empty: no cross-origin access.
+    #[arg(long, env = "PULSEBOARD_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
     /// Serve a plain echo at `/autobahn` with 16 MiB limits and no
     /// heartbeats, for the Autobahn conformance suite. Off in production.
     #[arg(long, env = "PULSEBOARD_AUTOBAHN_ECHO", default_value_t = false)]

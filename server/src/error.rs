@@ -37,6 +37,23 @@ pub enum ApiError {
     OriginNotAllowed,
     #[error("no route for this path")]
     RouteNotFound,
+    /// No token, or one that is invalid, expired, or of a deleted account.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// `POST /token` with a wrong username or password (which one is not
+    /// said).
+    #[error("incorrect username or password")]
+    InvalidCredentials,
+    /// Too many failed logins; retry after the duration.
+    #[error("too many failed login attempts; try again in {} s", .0.as_secs().max(1))]
+    TooManyAttempts(std::time::Duration),
+    #[error("that username is taken")]
+    UsernameTaken,
+    /// Authenticated, but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the request body must be a form (Content-Type: application/x-www-form-urlencoded)")]
+    UnsupportedForm,
     /// `If-Match` named another version; carries the current task.
     #[error("the task has changed since version {expected}")]
     VersionMismatch { expected: i64, current: Box<Task> },
@@ -64,6 +81,12 @@ impl ApiError {
             ApiError::BadPath(_) => "invalid_path",
             ApiError::TaskNotFound(_) => "task_not_found",
             ApiError::RouteNotFound => "not_found",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::TooManyAttempts(_) => "too_many_attempts",
+            ApiError::UsernameTaken => "username_taken",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::UnsupportedForm => "unsupported_media_type",
             ApiError::UpgradeRequired => "upgrade_required",
             ApiError::OriginNotAllowed => "origin_not_allowed",
             ApiError::VersionMismatch { .. } => "version_mismatch",
@@ -84,7 +107,11 @@ impl ApiError {
             ApiError::TaskNotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
-            ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
+            ApiError::OriginNotAllowed | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UsernameTaken => StatusCode::CONFLICT,
+            ApiError::UnsupportedForm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -121,6 +148,17 @@ impl IntoResponse for ApiError {
                 };
                 let etag = crate::rest::etag(current.version);
                 (status, [(axum::http::header::ETAG, etag)], axum::Json(body)).into_response()
+            }
+            ApiError::Unauthorized(_) | ApiError::InvalidCredentials => {
+                let body = ErrorBody { error: self.code().into(), message: self.to_string() };
+                let challenge = [(axum::http::header::WWW_AUTHENTICATE, "Bearer")];
+                (status, challenge, axum::Json(body)).into_response()
+            }
+            ApiError::TooManyAttempts(wait) => {
+                let body = ErrorBody { error: self.code().into(), message: self.to_string() };
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let retry = [(axum::http::header::RETRY_AFTER, secs.max(1).to_string())];
+                (status, retry, axum::Json(body)).into_response()
             }
             ApiError::UpgradeRequired => {
                 let body = ErrorBody { error: self.code().into(), message: self.to_string() };

@@ -1,6 +1,7 @@
 //! Pulseboard's server as a library: `main.rs` only reads the configuration
 //! and calls [`start`]; tests build the same router and serve it on port 0.
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod error;
@@ -49,6 +50,10 @@ pub enum StartError {
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("token secret: {0}")]
+    Secret(#[from] auth::jwt::SecretError),
+    #[error("{0}")]
+    Hasher(#[from] auth::password::HashError),
 }
 
 /// Connects the store and assembles the shared state.
@@ -65,7 +70,21 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let broker = MemoryBroker::new(limits, Arc::new(move |event| sink.deliver(event)));
     let rt = Realtime::new(hub, Arc::new(broker), metrics.clone());
     let gate = Arc::new(ConnectionGate::new(config.ws_max_connections, metrics.clone()));
+    let secret = auth::jwt::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+    let auth = Arc::new(auth::Auth {
+        keys: auth::jwt::Keys::new(&secret, Duration::from_secs(config.token_ttl_secs.max(1))),
+        hasher: auth::password::Hasher::new()?,
+        throttle: auth::throttle::LoginThrottle::new(
+            config.login_max_failures,
+            Duration::from_secs(config.login_lockout_secs.max(1)),
+        ),
+        open_writes: config.open_writes,
+    });
+    if config.open_writes {
+        tracing::warn!("open writes: anyone may create, edit and delete tasks without a token");
+    }
     Ok(AppState {
+        auth,
         config: Arc::new(config),
         store,
         leptos,
@@ -122,7 +141,9 @@ pub fn router(state: AppState) -> Router {
 
     let mut router = Router::new()
         .merge(rest::routes())
+        .merge(auth::routes::routes())
         .route("/ws", get(ws::echo::handler))
+        .route("/ws/secure/{topic}", get(ws::secure_handler))
         .route("/ws/v1", get(ws::typed_handler))
         .route("/ws/{client_id}", get(ws::chat_handler))
         .route("/ws/notifications/{topic}", get(ws::notifications_handler))
@@ -132,6 +153,7 @@ pub fn router(state: AppState) -> Router {
     if state.config.autobahn_echo {
         router = router.route("/autobahn", get(ws::autobahn::handler));
     }
+    let cors = cors_layer(&state.config.cors_origins);
     router
         .leptos_routes_with_context(
             &state,
@@ -141,11 +163,33 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(cors)
         // Spans name the path only: query strings may carry tokens.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         }))
         .with_state(state)
+}
+
+/// CORS for the REST API: only the configured origins, only our methods
+/// and headers, no cookies (tokens travel in `Authorization`). With no
+/// origins configured no CORS headers are sent at all, so browsers keep
+/// the same-origin policy.
+fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH])
+        .expose_headers([header::ETAG, header::LOCATION, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
 }
 
 /// Ready when the task store answers and the broker is reachable.

@@ -24,6 +24,9 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     pub heartbeat_timeouts: AtomicU64,
     pub published: AtomicU64,
+    pub login_failures: AtomicU64,
+    pub auth_rejections: AtomicU64,
+    pub token_expiry_closes: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
     latency_count: AtomicU64,
     /// Sum of observed latencies in microseconds.
@@ -61,6 +64,9 @@ impl Metrics {
         metric("pulseboard_ws_slow_consumer_disconnects_total", "counter", "Connections closed because their send queue was full.", self.slow_consumers.load(Relaxed));
         metric("pulseboard_ws_rate_limited_total", "counter", "Connections closed for exceeding the inbound rate limit.", self.rate_limited.load(Relaxed));
         metric("pulseboard_ws_heartbeat_timeouts_total", "counter", "Connections dropped for not answering heartbeats.", self.heartbeat_timeouts.load(Relaxed));
+        metric("pulseboard_login_failures_total", "counter", "Failed logins at POST /token (wrong username or password).", self.login_failures.load(Relaxed));
+        metric("pulseboard_auth_rejections_total", "counter", "Requests and upgrades refused for a missing, invalid or expired token, or a forbidden topic.", self.auth_rejections.load(Relaxed));
+        metric("pulseboard_ws_token_expired_closes_total", "counter", "Connections closed because their token expired without a refresh.", self.token_expiry_closes.load(Relaxed));
         metric("pulseboard_events_published_total", "counter", "Events published through the broker by this instance.", self.published.load(Relaxed));
 
         let name = "pulseboard_publish_to_send_seconds";

@@ -140,6 +140,15 @@ impl Realtime {
         self.task_event(Payload::TaskDeleted { id: task.id, version: task.version }).await;
     }
 
+    /// Publishes a notification on a user's personal topic. Logged, not
+    /// returned, on failure, as for task events.
+    pub async fn notify_user(&self, username: &str, title: String, body: String) {
+        let payload = Payload::Notification { title, body, level: app::protocol::Level::Info };
+        if let Err(e) = self.publish(&app::protocol::user_topic(username), payload).await {
+            tracing::error!(error = %e, "publishing a personal notification failed");
+        }
+    }
+
     /// The topic's current position.
     pub async fn position(&self, topic: &str) -> Result<StreamPosition, BrokerError> {
         self.broker.position(topic).await

@@ -2,6 +2,11 @@
 //!
 //! Handlers validate, call the store, and answer with the task as JSON and
 //! its version as a strong `ETag`. `PATCH` and `DELETE` honour `If-Match`.
+//!
+//! Reading is public; writing needs a bearer token unless the server runs
+//! with `--open-writes`. A task records who created it and who it is
+//! assigned to, and every change is published on `tasks` and, for the
+//! assignee (old and new), as a notification on their `user:<name>` topic.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -11,6 +16,7 @@ use axum::Router;
 
 use app::protocol::{validate_description, validate_title, NewTask, Task, TaskPatch, TaskStatus};
 
+use crate::auth::{AuthUser, Writer};
 use crate::error::{ApiError, Json, Path};
 use crate::state::AppState;
 use crate::store::{Change, Draft, StoreError};
@@ -52,6 +58,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(id) => ApiError::TaskNotFound(id),
+            StoreError::UsernameTaken => ApiError::UsernameTaken,
             StoreError::Conflict(current) => ApiError::VersionMismatch {
                 expected: 0,
                 current,
@@ -85,17 +92,35 @@ async fn get_task(State(state): State<AppState>, Path(id): Path<i64>) -> Result<
     Ok(with_etag(StatusCode::OK, state.store.get(id).await?))
 }
 
+/// Checks that an assignee names an account.
+async fn checked_assignee(state: &AppState, name: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(name) = name else { return Ok(None) };
+    if state.store.users().by_name(&name).await?.is_none() {
+        return Err(ApiError::Validation(format!("assignee: no user named {name:?}")));
+    }
+    Ok(Some(name))
+}
+
 async fn create_task(
     State(state): State<AppState>,
+    Writer(actor): Writer,
     Json(body): Json<NewTask>,
 ) -> Result<Response, ApiError> {
     let title = validate_title(&body.title).map_err(validation)?;
     let description = body.description.unwrap_or_default();
     validate_description(&description).map_err(validation)?;
-    let draft = Draft { title, description, status: body.status.unwrap_or(TaskStatus::Todo) };
+    let assignee = checked_assignee(&state, body.assignee).await?;
+    let draft = Draft {
+        title,
+        description,
+        status: body.status.unwrap_or(TaskStatus::Todo),
+        created_by: actor.as_ref().map(|u| u.username.clone()),
+        assignee,
+    };
     let task = state.store.create(draft).await?;
     tracing::info!(task = task.id, "task created");
     state.rt.task_created(&task).await;
+    notify_assignees(&state, actor.as_ref(), None, Some(&task)).await;
     let location = HeaderValue::from_str(&format!("/tasks/{}", task.id))
         .map_err(ApiError::internal)?;
     let mut resp = with_etag(StatusCode::CREATED, task);
@@ -105,6 +130,7 @@ async fn create_task(
 
 async fn update_task(
     State(state): State<AppState>,
+    Writer(actor): Writer,
     Path(id): Path<i64>,
     headers: HeaderMap,
     Json(patch): Json<TaskPatch>,
@@ -114,7 +140,13 @@ async fn update_task(
     if let Some(d) = &patch.description {
         validate_description(d).map_err(validation)?;
     }
-    let change = Change { title, description: patch.description, status: patch.status };
+    let assignee = match patch.assignee {
+        Some(name) => Some(checked_assignee(&state, name).await?),
+        None => None,
+    };
+    // For the notifications: who was assigned before this change.
+    let before = state.store.get(id).await?;
+    let change = Change { title, description: patch.description, status: patch.status, assignee };
     let task = state
         .store
         .update(id, change, expected)
@@ -122,11 +154,13 @@ async fn update_task(
         .map_err(|e| conditional_error(e, expected))?;
     tracing::info!(task = task.id, version = task.version, "task updated");
     state.rt.task_updated(&task).await;
+    notify_assignees(&state, actor.as_ref(), Some(&before), Some(&task)).await;
     Ok(with_etag(StatusCode::OK, task))
 }
 
 async fn delete_task(
     State(state): State<AppState>,
+    Writer(actor): Writer,
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
@@ -138,7 +172,65 @@ async fn delete_task(
         .map_err(|e| conditional_error(e, expected))?;
     tracing::info!(task = task.id, "task deleted");
     state.rt.task_deleted(&task).await;
+    notify_assignees(&state, actor.as_ref(), Some(&task), None).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The personal notifications a change causes, as `(username, title,
+/// body)`: the assignee hears about every change to their task, a former
+/// assignee that it was taken off them. Nobody is notified of their own
+/// change.
+fn assignee_notices(actor: Option<&str>, before: Option<&Task>, after: Option<&Task>) -> Vec<(String, String, String)> {
+    let who = actor.unwrap_or("someone");
+    let old = before.and_then(|t| t.assignee.as_deref());
+    let new = after.and_then(|t| t.assignee.as_deref());
+    let mut notices = Vec::new();
+    let mut notice = |user: &str, title: &str, body: String| {
+        if Some(user) != actor {
+            notices.push((user.to_owned(), title.to_owned(), body));
+        }
+    };
+    match (before, after) {
+        (None, Some(t)) => {
+            if let Some(user) = new {
+                notice(user, "Task assigned to you", format!("{who} assigned you “{}”", t.title));
+            }
+        }
+        (Some(b), Some(a)) if old == new => {
+            if let Some(user) = new {
+                let what = if a.status != b.status {
+                    format!("{who} moved “{}” to {}", a.title, a.status.label())
+                } else {
+                    format!("{who} edited “{}”", a.title)
+                };
+                notice(user, "Your task changed", what);
+            }
+        }
+        (Some(b), Some(a)) => {
+            if let Some(user) = old {
+                notice(user, "Task unassigned", format!("{who} took “{}” off you", b.title));
+            }
+            if let Some(user) = new {
+                notice(user, "Task assigned to you", format!("{who} assigned you “{}”", a.title));
+            }
+        }
+        (Some(b), None) => {
+            if let Some(user) = old {
+                notice(user, "Your task was deleted", format!("{who} deleted “{}”", b.title));
+            }
+        }
+        (None, None) => {}
+    }
+    notices
+}
+
+/// Publishes the personal notifications of a change. Like task events, a
+/// broker failure is logged, not returned: the change itself is stored.
+async fn notify_assignees(state: &AppState, actor: Option<&AuthUser>, before: Option<&Task>, after: Option<&Task>) {
+    let actor = actor.map(|u| u.username.as_str());
+    for (user, title, body) in assignee_notices(actor, before, after) {
+        state.rt.notify_user(&user, title, body).await;
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +252,39 @@ mod tests {
         assert_eq!(expected_version(&headers("5")).unwrap(), Some(5));
         assert!(expected_version(&headers("\"abc\"")).is_err());
         assert!(expected_version(&headers("\"1\", \"2\"")).is_err());
+    }
+
+    fn task(title: &str, status: TaskStatus, assignee: Option<&str>) -> Task {
+        let now = chrono::Utc::now();
+        Task {
+            id: 1,
+            title: title.into(),
+            description: String::new(),
+            status,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            created_by: None,
+            assignee: assignee.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn assignees_hear_about_changes_but_not_their_own() {
+        let todo = task("Ship", TaskStatus::Todo, Some("bob"));
+        let done = task("Ship", TaskStatus::Done, Some("bob"));
+        let to_cy = task("Ship", TaskStatus::Todo, Some("cy"));
+        let n = assignee_notices(Some("ann"), None, Some(&todo));
+        assert_eq!(n, vec![("bob".into(), "Task assigned to you".into(), "ann assigned you “Ship”".into())]);
+        let n = assignee_notices(Some("ann"), Some(&todo), Some(&done));
+        assert_eq!(n[0].2, "ann moved “Ship” to Done");
+        let n = assignee_notices(Some("ann"), Some(&todo), Some(&to_cy));
+        assert_eq!(n.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(), ["bob", "cy"]);
+        let n = assignee_notices(None, Some(&todo), None);
+        assert_eq!(n, vec![("bob".into(), "Your task was deleted".into(), "someone deleted “Ship”".into())]);
+        assert!(assignee_notices(Some("bob"), Some(&todo), Some(&done)).is_empty(), "own change");
+        let unassigned = task("Ship", TaskStatus::Todo, None);
+        assert!(assignee_notices(Some("ann"), Some(&unassigned), Some(&unassigned)).is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use leptos::config::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pubsub::Realtime;
@@ -31,6 +32,8 @@ pub struct AppState {
     /// Counts open WebSocket connections against the limit.
     pub gate: Arc<ConnectionGate>,
     pub metrics: Arc<Metrics>,
+    /// Token keys, password hashing and login throttling.
+    pub auth: Arc<Auth>,
 }
 
 /// leptos_axum's routes and file handler read the options from the state.

@@ -8,6 +8,7 @@ pub mod autobahn;
 pub mod chat;
 pub mod echo;
 pub mod notify;
+pub mod secure;
 pub mod session;
 pub mod typed;
 pub mod upgrade;
@@ -24,6 +25,7 @@ use yawc::Options;
 
 use app::protocol::validate_topic;
 
+use crate::auth::{AuthError, WsUser};
 use crate::config::Config;
 use crate::error::{ApiError, Path};
 use crate::metrics::Metrics;
@@ -169,13 +171,37 @@ fn checked_segment(segment: &str) -> Result<(), ApiError> {
     validate_topic(segment).map_err(|e| ApiError::BadPath(e.to_string()))
 }
 
-/// `GET /ws/v1`.
+/// `GET /ws/v1`. Anonymous connections may read public topics; a token on
+/// the upgrade request signs the connection in from the start.
 pub async fn typed_handler(
     State(state): State<AppState>,
     upgrade: WsUpgrade,
+    WsUser(user): WsUser,
 ) -> Response {
     let heartbeat_ms = state.config.ping_interval().map_or(0, |d| d.as_millis() as u64);
-    spawn_session(&state, upgrade, typed::Typed { heartbeat_ms })
+    let handler = typed::Typed { heartbeat_ms, user, state: state.clone() };
+    spawn_session(&state, upgrade, handler)
+}
+
+/// `GET /ws/secure/{topic}`: a token is required before the upgrade.
+pub async fn secure_handler(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    upgrade: WsUpgrade,
+    WsUser(user): WsUser,
+) -> Response {
+    if let Err(e) = checked_segment(&topic) {
+        return e.into_response();
+    }
+    let Some(user) = user else {
+        state.metrics.auth_rejections.fetch_add(1, Ordering::Relaxed);
+        return ApiError::from(AuthError::Missing).into_response();
+    };
+    let topic = format!("secure:{topic}");
+    if let Err(e) = checked_segment(&topic) {
+        return e.into_response();
+    }
+    spawn_session(&state, upgrade, secure::Secure { user, topic })
 }
 
 /// `GET /ws/{client_id}`.

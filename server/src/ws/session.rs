@@ -19,6 +19,7 @@
 //! | 1009 | a message larger than the limit (sent by yawc) |
 //! | 1011 | an internal error (the broker failed) |
 //! | 1013 | slow consumer: the send queue overflowed; reconnect and resume with `since` |
+//! | 4001 | the connection's token expired and no fresh one was sent |
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -93,6 +94,9 @@ pub struct Ctx {
     subs: HashMap<String, Sub>,
     out: Vec<Frame>,
     max_subscriptions: usize,
+    /// When the connection's token expires; the session closes with 4001
+    /// then unless the handler moves it.
+    deadline: Option<Instant>,
 }
 
 /// Why a subscribe failed.
@@ -107,6 +111,11 @@ pub enum SubscribeError {
 }
 
 impl Ctx {
+    /// Sets (or clears) when the session must end for want of a fresh token.
+    pub fn set_deadline(&mut self, remaining: Option<Duration>) {
+        self.deadline = remaining.map(|r| Instant::now() + r);
+    }
+
     /// Queues a frame; it is written after the handler returns.
     pub fn send(&mut self, frame: Frame) {
         self.out.push(frame);
@@ -226,6 +235,7 @@ pub async fn run<S, H>(
         subs: HashMap::new(),
         out: Vec::new(),
         max_subscriptions: limits.max_subscriptions,
+        deadline: None,
     };
     let mut rate = RateLimit::new(limits.rate_per_sec, limits.rate_burst);
     let period = limits.ping_interval.unwrap_or(Duration::from_secs(3600));
@@ -288,6 +298,11 @@ pub async fn run<S, H>(
                         }
                     }
                 }
+                () = tokio::time::sleep_until(ctx.deadline.unwrap_or_else(far_future)), if ctx.deadline.is_some() => {
+                    metrics.token_expiry_closes.fetch_add(1, Ordering::Relaxed);
+                    let code = CloseCode::from(app::protocol::CLOSE_TOKEN_EXPIRED);
+                    break 'session End::Close(code, "token expired".into());
+                }
                 _ = ticker.tick(), if limits.ping_interval.is_some() => {
                     if last_seen.elapsed() > period * 2 {
                         metrics.heartbeat_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -320,6 +335,11 @@ pub async fn run<S, H>(
         End::PeerClosed => super::finish(&mut ws).await,
         End::Gone => {}
     }
+}
+
+/// A deadline that never comes, for a disabled timer branch.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 /// Writes the frames the handler queued. Returns how the session must end

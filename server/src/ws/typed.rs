@@ -4,26 +4,52 @@
 //! replies are [`ClientMessage`] and [`ServerMessage`] from the shared
 //! protocol; a frame that does not decode gets an `error` reply and the
 //! connection stays open (the rate limit bounds how many it can send).
+//!
+//! Who may do what:
+//!
+//! | topic | read | publish |
+//! |---|---|---|
+//! | `tasks`, `chat` | anyone | the server only |
+//! | `user:<name>` | only `<name>` | the server only |
+//! | `secure:<x>` | any signed-in user | any signed-in user |
+//! | anything else | anyone | any signed-in user |
+//!
+//! A connection signs in with a token on the upgrade request or with an
+//! `auth` command, and stays signed in until the token expires: then it is
+//! closed with 4001 unless an `auth` with a fresh token of the same user
+//! came first. A refused command gets an `error` reply with a stable code
+//! (`unauthorized`, `forbidden`, …) and the connection stays usable.
 
 use yawc::close::CloseCode;
 use yawc::frame::Frame;
 
 use app::protocol::{
-    validate_topic, ClientMessage, ErrorCode, Payload, ServerMessage, PROTOCOL_VERSION,
+    user_topic, validate_topic, ClientMessage, ErrorCode, Payload, ServerMessage,
+    PROTOCOL_VERSION,
 };
 
 use super::session::{Ctx, Flow, Handler, SubscribeError};
+use crate::auth::{authenticate, AuthError, AuthUser};
 use crate::hub::Delivery;
+use crate::state::AppState;
 
 /// Topics only the server publishes to, and prefixes reserved for private
 /// topics.
 const RESERVED_TOPICS: [&str; 2] = [crate::pubsub::TASKS_TOPIC, super::chat::CHAT_TOPIC];
-const RESERVED_PREFIXES: [&str; 2] = ["user:", "secure:"];
+const USER_PREFIX: &str = "user:";
+const SECURE_PREFIX: &str = "secure:";
 
 pub struct Typed {
     /// Sent in `hello` so clients can tell a dead link from a quiet one.
     pub heartbeat_ms: u64,
+    /// Who the connection acts for, if anyone.
+    pub user: Option<AuthUser>,
+    /// For checking tokens sent in-band.
+    pub state: AppState,
 }
+
+/// A refusal: the error code and the sentence for the client.
+type Refusal = (ErrorCode, &'static str);
 
 fn reply(ctx: &mut Ctx, msg: &ServerMessage) {
     ctx.send(Frame::text(msg.to_json()));
@@ -33,22 +59,85 @@ fn error(ctx: &mut Ctx, id: Option<u64>, code: ErrorCode, message: impl Into<Str
     reply(ctx, &ServerMessage::Error { id, code, message: message.into() });
 }
 
-/// Whether a client may publish `payload` on `topic`.
-fn may_publish(topic: &str, payload: &Payload) -> Result<(), &'static str> {
-    if RESERVED_TOPICS.contains(&topic) || RESERVED_PREFIXES.iter().any(|p| topic.starts_with(p)) {
-        return Err("this topic is written by the server only");
+/// Whether `user` may subscribe to `topic`.
+fn may_read(topic: &str, user: Option<&AuthUser>) -> Result<(), Refusal> {
+    if topic.starts_with(USER_PREFIX) {
+        return match user {
+            None => Err((ErrorCode::Unauthorized, "personal topics need a token")),
+            Some(u) if topic == user_topic(&u.username) => Ok(()),
+            Some(_) => Err((ErrorCode::Forbidden, "this is another user's personal topic")),
+        };
+    }
+    if topic.starts_with(SECURE_PREFIX) && user.is_none() {
+        return Err((ErrorCode::Unauthorized, "secure topics need a token"));
+    }
+    Ok(())
+}
+
+/// Whether `user` may publish `payload` on `topic`, and the payload as it
+/// will be published: a chat message or presence always names the
+/// connection's user, whatever the client wrote in it.
+fn may_publish(topic: &str, payload: Payload, user: Option<&AuthUser>) -> Result<Payload, Refusal> {
+    let Some(user) = user else {
+        return Err((ErrorCode::Unauthorized, "publishing needs a token"));
+    };
+    if RESERVED_TOPICS.contains(&topic) || topic.starts_with(USER_PREFIX) {
+        return Err((ErrorCode::PublishForbidden, "this topic is written by the server only"));
     }
     match payload {
         Payload::TaskCreated { .. } | Payload::TaskUpdated { .. } | Payload::TaskDeleted { .. } => {
-            Err("task events come from the task API, not from clients")
+            Err((ErrorCode::PublishForbidden, "task events come from the task API, not from clients"))
         }
-        Payload::Notification { .. } | Payload::Chat { .. } | Payload::Presence { .. } => Ok(()),
+        Payload::Chat { text, .. } => Ok(Payload::Chat { from: user.username.clone(), text }),
+        Payload::Presence { online, .. } => Ok(Payload::Presence { user: user.username.clone(), online }),
+        n @ Payload::Notification { .. } => Ok(n),
+    }
+}
+
+fn refuse(ctx: &mut Ctx, id: u64, (code, why): Refusal) {
+    if matches!(code, ErrorCode::Unauthorized | ErrorCode::Forbidden) {
+        ctx.rt.metrics.auth_rejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    error(ctx, Some(id), code, why);
+}
+
+impl Typed {
+    /// `auth`: sign the connection in, or extend it with a fresh token.
+    async fn auth(&mut self, ctx: &mut Ctx, id: u64, token: &str) {
+        let user = match authenticate(&self.state.auth, &self.state.store, token).await {
+            Ok(user) => user,
+            Err(AuthError::Store) => {
+                error(ctx, Some(id), ErrorCode::Unavailable, "the account store is unavailable; retry");
+                return;
+            }
+            Err(e) => {
+                ctx.rt.metrics.auth_rejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                error(ctx, Some(id), ErrorCode::Unauthorized, e.to_string());
+                return;
+            }
+        };
+        if self.user.as_ref().is_some_and(|current| current.id != user.id) {
+            refuse(ctx, id, (ErrorCode::Forbidden, "this connection is signed in as another user"));
+            return;
+        }
+        ctx.set_deadline(Some(user.remaining()));
+        reply(ctx, &ServerMessage::Authed { id, user: user.username.clone(), expires_at: user.expires_at });
+        self.user = Some(user);
     }
 }
 
 impl Handler for Typed {
     async fn on_open(&mut self, ctx: &mut Ctx) -> Flow {
-        reply(ctx, &ServerMessage::Hello { version: PROTOCOL_VERSION, heartbeat_ms: self.heartbeat_ms });
+        ctx.set_deadline(self.user.as_ref().map(AuthUser::remaining));
+        reply(
+            ctx,
+            &ServerMessage::Hello {
+                version: PROTOCOL_VERSION,
+                heartbeat_ms: self.heartbeat_ms,
+                user: self.user.as_ref().map(|u| u.username.clone()),
+                expires_at: self.user.as_ref().map(|u| u.expires_at),
+            },
+        );
         Flow::Continue
     }
 
@@ -67,9 +156,14 @@ impl Handler for Typed {
         };
         match msg {
             ClientMessage::Ping { id } => reply(ctx, &ServerMessage::Pong { id }),
+            ClientMessage::Auth { id, token } => self.auth(ctx, id, &token).await,
             ClientMessage::Subscribe { id, topic, since } => {
                 if let Err(e) = validate_topic(&topic) {
                     error(ctx, Some(id), ErrorCode::InvalidTopic, e.to_string());
+                    return Flow::Continue;
+                }
+                if let Err(refusal) = may_read(&topic, self.user.as_ref()) {
+                    refuse(ctx, id, refusal);
                     return Flow::Continue;
                 }
                 match ctx.subscribe(&topic, since.as_ref()).await {
@@ -111,10 +205,13 @@ impl Handler for Typed {
                     error(ctx, Some(id), ErrorCode::InvalidTopic, e.to_string());
                     return Flow::Continue;
                 }
-                if let Err(why) = may_publish(&topic, &payload) {
-                    error(ctx, Some(id), ErrorCode::PublishForbidden, why);
-                    return Flow::Continue;
-                }
+                let payload = match may_publish(&topic, payload, self.user.as_ref()) {
+                    Ok(payload) => payload,
+                    Err(refusal) => {
+                        refuse(ctx, id, refusal);
+                        return Flow::Continue;
+                    }
+                };
                 match ctx.publish(&topic, payload).await {
                     Ok(event) => reply(ctx, &ServerMessage::Published { id, topic, offset: event.offset }),
                     Err(e) => {
@@ -146,15 +243,38 @@ pub const INTERNAL: CloseCode = CloseCode::Error;
 mod tests {
     use super::*;
 
+    fn user(name: &str) -> AuthUser {
+        AuthUser { id: 1, username: name.into(), expires_at: chrono::Utc::now() }
+    }
+
+    #[test]
+    fn reading_rules() {
+        let ann = user("ann");
+        assert!(may_read("tasks", None).is_ok());
+        assert!(may_read("room", None).is_ok());
+        assert_eq!(may_read("user:ann", None).unwrap_err().0, ErrorCode::Unauthorized);
+        assert!(may_read("user:ann", Some(&ann)).is_ok());
+        assert_eq!(may_read("user:bob", Some(&ann)).unwrap_err().0, ErrorCode::Forbidden);
+        assert_eq!(may_read("user:ann2", Some(&ann)).unwrap_err().0, ErrorCode::Forbidden);
+        assert_eq!(may_read("secure:ops", None).unwrap_err().0, ErrorCode::Unauthorized);
+        assert!(may_read("secure:ops", Some(&ann)).is_ok());
+    }
+
     #[test]
     fn publishing_rules() {
-        let chat = Payload::Chat { from: "a".into(), text: "b".into() };
-        assert!(may_publish("room", &chat).is_ok());
-        assert!(may_publish("tasks", &chat).is_err());
-        assert!(may_publish("chat", &chat).is_err());
-        assert!(may_publish("user:1", &chat).is_err());
-        assert!(may_publish("secure:ops", &chat).is_err());
+        let ann = user("ann");
+        let chat = || Payload::Chat { from: "mallory".into(), text: "b".into() };
+        assert_eq!(may_publish("room", chat(), None).unwrap_err().0, ErrorCode::Unauthorized);
+        assert_eq!(
+            may_publish("room", chat(), Some(&ann)).unwrap(),
+            Payload::Chat { from: "ann".into(), text: "b".into() },
+            "the sender is the connection's user, not what the client claims"
+        );
+        assert!(may_publish("secure:ops", chat(), Some(&ann)).is_ok());
+        for topic in ["tasks", "chat", "user:ann", "user:bob"] {
+            assert_eq!(may_publish(topic, chat(), Some(&ann)).unwrap_err().0, ErrorCode::PublishForbidden, "{topic}");
+        }
         let deleted = Payload::TaskDeleted { id: 1, version: 1 };
-        assert!(may_publish("room", &deleted).is_err());
+        assert_eq!(may_publish("room", deleted, Some(&ann)).unwrap_err().0, ErrorCode::PublishForbidden);
     }
 }

@@ -43,6 +43,9 @@ pub fn first_deflate_offer(value: &str) -> Option<&str> {
 pub struct WsUpgrade {
     inner: IncomingUpgrade,
     on_upgrade: OnUpgrade,
+    /// The client offered the `bearer` subprotocol (a browser passing its
+    /// token); the 101 must select it, or the browser drops the connection.
+    bearer: bool,
 }
 
 /// Refuses cross-site WebSocket hijacking: a browser page on another
@@ -79,10 +82,11 @@ impl FromRequestParts<AppState> for WsUpgrade {
             .get(header::UPGRADE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        let bearer = crate::auth::bearer_protocol(&parts.headers).is_some();
         let on_upgrade = parts.extensions.get::<OnUpgrade>().cloned();
         let inner = IncomingUpgrade::from_request_parts(parts, state).await;
         match (upgrade_requested, on_upgrade, inner) {
-            (true, Some(on_upgrade), Ok(inner)) => Ok(WsUpgrade { inner, on_upgrade }),
+            (true, Some(on_upgrade), Ok(inner)) => Ok(WsUpgrade { inner, on_upgrade, bearer }),
             _ => Err(ApiError::UpgradeRequired),
         }
     }
@@ -95,7 +99,7 @@ impl WsUpgrade {
         self,
         options: Options,
     ) -> Result<(Response, impl std::future::Future<Output = Option<Socket>> + Send), ApiError> {
-        let (resp, _unused) = self
+        let (mut resp, _unused) = self
             .inner
             .upgrade(options.clone())
             .map_err(|e| ApiError::BadBody(format!("WebSocket handshake failed: {e}")))?;
@@ -111,6 +115,12 @@ impl WsUpgrade {
             WebSocket::from_stream_with_extensions(io, Role::Server, agreed.as_deref(), options).ok()
         };
         debug_assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+        if self.bearer {
+            resp.headers_mut().insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(crate::auth::BEARER_PROTOCOL),
+            );
+        }
         Ok((resp.map(axum::body::Body::new), socket))
     }
 }

@@ -18,11 +18,18 @@ use sqlx::{AnyPool, Row};
 
 use app::protocol::{Task, TaskStatus};
 
+mod users;
+pub use users::{User, UserStore};
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("no task with id {0}")]
     NotFound(i64),
+    #[error("that username is taken")]
+    UsernameTaken,
+    #[error("no such user")]
+    UserNotFound,
     /// The expected version is stale; carries the task as it is now.
     #[error("version conflict")]
     Conflict(Box<Task>),
@@ -45,6 +52,8 @@ pub struct Draft {
     pub title: String,
     pub description: String,
     pub status: TaskStatus,
+    pub created_by: Option<String>,
+    pub assignee: Option<String>,
 }
 
 /// A partial change; `None` leaves a field as it is.
@@ -53,6 +62,8 @@ pub struct Change {
     pub title: Option<String>,
     pub description: Option<String>,
     pub status: Option<TaskStatus>,
+    /// `Some(None)` clears the assignee.
+    pub assignee: Option<Option<String>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +78,8 @@ pub struct TaskStore {
     pool: AnyPool,
 }
 
-const COLUMNS: &str = "id, title, description, status, created_at, updated_at, version";
+const COLUMNS: &str =
+    "id, title, description, status, created_at, updated_at, version, created_by, assignee";
 
 fn now_text() -> String {
     format_ts(Utc::now())
@@ -94,6 +106,8 @@ fn task_from_row(row: &AnyRow) -> Result<Task, StoreError> {
         created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
         updated_at: parse_ts(&row.try_get::<String, _>("updated_at")?)?,
         version: row.try_get("version")?,
+        created_by: row.try_get("created_by")?,
+        assignee: row.try_get("assignee")?,
     })
 }
 
@@ -167,13 +181,16 @@ impl TaskStore {
     pub async fn create(&self, draft: Draft) -> Result<Task, StoreError> {
         let now = now_text();
         let row = sqlx::query(&format!(
-            "INSERT INTO tasks (title, description, status, created_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $4, 1) RETURNING {COLUMNS}"
+            "INSERT INTO tasks \
+             (title, description, status, created_at, updated_at, version, created_by, assignee) \
+             VALUES ($1, $2, $3, $4, $4, 1, $5, $6) RETURNING {COLUMNS}"
         ))
         .bind(draft.title)
         .bind(draft.description)
         .bind(draft.status.as_str())
         .bind(now)
+        .bind(draft.created_by)
+        .bind(draft.assignee)
         .fetch_one(&self.pool)
         .await?;
         task_from_row(&row)
@@ -191,7 +208,8 @@ impl TaskStore {
         let row = sqlx::query(&format!(
             "UPDATE tasks SET title = COALESCE($1, title), \
              description = COALESCE($2, description), status = COALESCE($3, status), \
-             updated_at = $4, version = version + 1 \
+             updated_at = $4, version = version + 1, \
+             assignee = CASE WHEN CAST($7 AS BIGINT) = 1 THEN $8 ELSE assignee END \
              WHERE id = $5 AND (CAST($6 AS BIGINT) IS NULL OR version = CAST($6 AS BIGINT)) \
              RETURNING {COLUMNS}"
         ))
@@ -201,6 +219,8 @@ impl TaskStore {
         .bind(now_text())
         .bind(id)
         .bind(expected)
+        .bind(i64::from(change.assignee.is_some()))
+        .bind(change.assignee.flatten())
         .fetch_optional(&self.pool)
         .await?;
         self.conditional_result(id, row).await
@@ -233,6 +253,11 @@ impl TaskStore {
         }
     }
 
+    /// The accounts table, on the same pool.
+    pub fn users(&self) -> UserStore {
+        UserStore::new(self.pool.clone())
+    }
+
     /// Closes every connection; SQLite checkpoints its WAL on the last close.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -260,7 +285,13 @@ mod tests {
     }
 
     fn draft(title: &str) -> Draft {
-        Draft { title: title.into(), description: String::new(), status: TaskStatus::Todo }
+        Draft {
+            title: title.into(),
+            description: String::new(),
+            status: TaskStatus::Todo,
+            created_by: Some("ann".into()),
+            assignee: None,
+        }
     }
 
     #[tokio::test]
@@ -294,6 +325,21 @@ mod tests {
             s.update(999, Change::default(), Some(1)).await,
             Err(StoreError::NotFound(999))
         ));
+    }
+
+    #[tokio::test]
+    async fn assignee_is_set_kept_and_cleared() {
+        let (s, _dir) = store().await;
+        let a = s.create(draft("a")).await.unwrap();
+        assert_eq!((a.created_by.as_deref(), a.assignee.as_deref()), (Some("ann"), None));
+        let assign = Change { assignee: Some(Some("bob".into())), ..Change::default() };
+        let a = s.update(a.id, assign, None).await.unwrap();
+        assert_eq!(a.assignee.as_deref(), Some("bob"));
+        let title = Change { title: Some("b".into()), ..Change::default() };
+        let a = s.update(a.id, title, None).await.unwrap();
+        assert_eq!(a.assignee.as_deref(), Some("bob"), "an unrelated change keeps the assignee");
+        let clear = Change { assignee: Some(None), ..Change::default() };
+        assert_eq!(s.update(a.id, clear, None).await.unwrap().assignee, None);
     }
 
     #[tokio::test]

@@ -1,0 +1,166 @@
+//! The account endpoints.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /auth/register` | JSON `{username, password}` → 201 and the account |
+//! | `POST /token` | OAuth2 password grant (form `username`, `password`) → a bearer token |
+//! | `POST /auth/refresh` | a valid token → a fresh one, for sessions that outlive one token |
+//! | `GET /users/me` | the token's account |
+//! | `DELETE /users/me` | deletes the account; its tokens stop working at once |
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use app::protocol::{validate_password, validate_username, Credentials, TokenResponse, UserInfo};
+
+use super::{AuthUser, RequireUser};
+use crate::error::{ApiError, Json};
+use crate::state::AppState;
+use crate::store::StoreError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/token", post(token))
+        .route("/auth/refresh", post(refresh))
+        .route("/users/me", get(me).delete(delete_me))
+}
+
+/// The form of `POST /token`, as OAuth2's password grant and FastAPI's
+/// `OAuth2PasswordRequestForm` define it. `scope` and the client fields are
+/// accepted and ignored.
+#[derive(Deserialize)]
+struct TokenForm {
+    #[serde(default)]
+    grant_type: Option<String>,
+    username: String,
+    password: String,
+}
+
+/// The client's address, when the accept loop recorded it.
+struct PeerAddr(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+    }
+}
+
+/// `axum::Form` with our error shape.
+struct Form<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Form<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::rejection::FormRejection;
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(v)) => Ok(Form(v)),
+            Err(FormRejection::InvalidFormContentType(_)) => Err(ApiError::UnsupportedForm),
+            Err(FormRejection::FailedToDeserializeFormBody(e)) => Err(ApiError::BadBody(e.body_text())),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
+            Err(e) => Err(ApiError::BadBody(e.body_text())),
+        }
+    }
+}
+
+fn token_response(state: &AppState, user_id: i64, username: &str) -> Result<Response, ApiError> {
+    let issued = state.auth.keys.issue(user_id, username).map_err(ApiError::internal)?;
+    let body = TokenResponse {
+        access_token: issued.token,
+        token_type: "bearer".into(),
+        expires_in: issued.expires_in,
+    };
+    // RFC 6749 §5.1: token responses must not be cached.
+    let headers = [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")];
+    Ok((StatusCode::OK, headers, axum::Json(body)).into_response())
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<Credentials>,
+) -> Result<Response, ApiError> {
+    validate_username(&body.username).map_err(|e| ApiError::Validation(e.to_string()))?;
+    validate_password(&body.password).map_err(|e| ApiError::Validation(e.to_string()))?;
+    let users = state.store.users();
+    // Checked before hashing, so a taken name costs no argon2 run.
+    if users.by_name(&body.username).await?.is_some() {
+        return Err(ApiError::UsernameTaken);
+    }
+    let hash = state.auth.hasher.hash(&body.password).await.map_err(ApiError::internal)?;
+    let user = users.create(&body.username, &hash).await.map_err(|e| match e {
+        StoreError::UsernameTaken => ApiError::UsernameTaken,
+        other => other.into(),
+    })?;
+    tracing::info!(user = %user.username, "account registered");
+    let location = [(header::LOCATION, "/users/me")];
+    Ok((StatusCode::CREATED, location, axum::Json(user.info())).into_response())
+}
+
+async fn token(
+    State(state): State<AppState>,
+    PeerAddr(addr): PeerAddr,
+    Form(form): Form<TokenForm>,
+) -> Result<Response, ApiError> {
+    if form.grant_type.as_deref().is_some_and(|g| g != "password") {
+        return Err(ApiError::Validation("grant_type must be \"password\"".into()));
+    }
+    // A name that could never be registered is not worth a table entry.
+    if validate_username(&form.username).is_err() || form.password.chars().count() > app::protocol::PASSWORD_MAX {
+        state.auth.throttle.check("", addr).map_err(ApiError::TooManyAttempts)?;
+        state.auth.throttle.failed("", addr);
+        return Err(ApiError::InvalidCredentials);
+    }
+    state.auth.throttle.check(&form.username, addr).map_err(ApiError::TooManyAttempts)?;
+    let user = state.store.users().by_name(&form.username).await?;
+    let ok = state.auth.hasher.verify(&form.password, user.as_ref().map(|u| u.password_hash.as_str())).await;
+    match user {
+        Some(user) if ok => {
+            state.auth.throttle.succeeded(&form.username);
+            tracing::info!(user = %user.username, "token issued");
+            token_response(&state, user.id, &user.username)
+        }
+        _ => {
+            state.auth.throttle.failed(&form.username, addr);
+            state.metrics.login_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(user = %form.username, "login failed");
+            Err(ApiError::InvalidCredentials)
+        }
+    }
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    RequireUser(user): RequireUser,
+) -> Result<Response, ApiError> {
+    token_response(&state, user.id, &user.username)
+}
+
+async fn me(State(state): State<AppState>, RequireUser(user): RequireUser) -> Result<axum::Json<UserInfo>, ApiError> {
+    let stored = state.store.users().by_id(user.id).await?.ok_or(super::AuthError::UserGone)?;
+    Ok(axum::Json(stored.info()))
+}
+
+async fn delete_me(State(state): State<AppState>, RequireUser(user): RequireUser) -> Result<StatusCode, ApiError> {
+    let AuthUser { id, .. } = user;
+    let users = state.store.users();
+    let stored = users.by_id(id).await?.ok_or(super::AuthError::UserGone)?;
+    let unassigned = users.delete(&stored).await.map_err(|e| match e {
+        StoreError::UserNotFound => super::AuthError::UserGone.into(),
+        other => ApiError::from(other),
+    })?;
+    tracing::info!(user = %stored.username, "account deleted");
+    for task in &unassigned {
+        state.rt.task_updated(task).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,51 @@
+//! `/ws/secure/{topic}`: the seed article's JWT-secured topic.
+//!
+//! The token is checked before the upgrade (401 with a JSON body if it is
+//! missing, invalid or expired). Every text message from the signed-in user
+//! reaches the topic's subscribers, on every instance, as
+//! `{username}: {text}`. The topic lives on the hub as `secure:{topic}`, so
+//! signed-in clients of `/ws/v1` can follow it too. When the token expires
+//! the connection is closed with 4001: this endpoint has no in-band refresh,
+//! so clients reconnect with a fresh token.
+
+use yawc::frame::Frame;
+
+use app::protocol::Payload;
+
+use super::session::{Ctx, Flow, Handler};
+use crate::auth::AuthUser;
+use crate::hub::Delivery;
+
+pub struct Secure {
+    pub user: AuthUser,
+    /// The hub topic: `secure:` and the path's topic.
+    pub topic: String,
+}
+
+impl Handler for Secure {
+    async fn on_open(&mut self, ctx: &mut Ctx) -> Flow {
+        ctx.set_deadline(Some(self.user.remaining()));
+        let topic = self.topic.clone();
+        match ctx.subscribe(&topic, None).await {
+            Ok(_) => Flow::Continue,
+            Err(e) => Flow::Close(super::typed::INTERNAL, format!("cannot subscribe: {e}")),
+        }
+    }
+
+    async fn on_text(&mut self, ctx: &mut Ctx, text: &str) -> Flow {
+        let payload = Payload::Chat { from: self.user.username.clone(), text: text.to_owned() };
+        match ctx.publish(&self.topic, payload).await {
+            Ok(_) => Flow::Continue,
+            Err(e) => Flow::Close(super::typed::INTERNAL, format!("message not delivered: {e}")),
+        }
+    }
+
+    fn render(&self, delivery: &Delivery) -> Option<Frame> {
+        match &delivery.event.payload {
+            Payload::Chat { from, text } => Some(Frame::text(format!("{from}: {text}"))),
+            _ => None,
+        }
+    }
+
+    async fn on_close(&mut self, _ctx: &mut Ctx) {}
+}
