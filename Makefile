@@ -33,8 +33,15 @@ build: setup
 ## Autobahn protocol conformance suite.
 test: setup-test test-unit lint test-e2e test-autobahn
 
+# The store's PostgreSQL test runs when a server answers locally (it works
+# in a schema of its own and drops it); override or empty the URL to choose.
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+
 test-unit:
 	$(CARGO_FLAGS_ENV) cargo test -p app --features ssr
+	if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && [ -n "$(PG_TEST_URL)" ]; then \
+	  export PULSEBOARD_TEST_POSTGRES="$(PG_TEST_URL)"; \
+	else echo "no PostgreSQL on 127.0.0.1:5432: its store test is skipped"; fi; \
 	$(CARGO_FLAGS_ENV) cargo test -p server
 
 test-e2e:

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod publish;
 pub mod pubsub;
 pub mod rest;
 pub mod serve;
@@ -142,6 +143,7 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(rest::routes())
         .merge(auth::routes::routes())
+        .merge(publish::routes())
         .route("/ws", get(ws::echo::handler))
         .route("/ws/secure/{topic}", get(ws::secure_handler))
         .route("/ws/v1", get(ws::typed_handler))

@@ -351,6 +351,47 @@ mod tests {
         assert!(b.id > a.id);
     }
 
+    /// The same queries against PostgreSQL, in a schema of its own that is
+    /// dropped afterwards. Runs when `PULSEBOARD_TEST_POSTGRES` names a
+    /// server (`make test` sets it when one answers on 127.0.0.1:5432).
+    #[tokio::test]
+    async fn postgres_runs_the_same_queries() {
+        let Ok(base) = std::env::var("PULSEBOARD_TEST_POSTGRES") else {
+            eprintln!("skipped: PULSEBOARD_TEST_POSTGRES is not set");
+            return;
+        };
+        sqlx::any::install_default_drivers();
+        let schema = format!("pb_test_{}_{}", std::process::id(), Utc::now().timestamp_micros());
+        let admin = sqlx::AnyPool::connect(&base).await.expect("connect to postgres");
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let result = async move {
+            let s = TaskStore::connect(&url).await.unwrap();
+            let a = s.create(draft("a")).await.unwrap();
+            assert_eq!((a.version, a.created_by.as_deref()), (1, Some("ann")));
+            let assign = Change { assignee: Some(Some("bob".into())), ..Change::default() };
+            let a2 = s.update(a.id, assign, Some(1)).await.unwrap();
+            assert_eq!((a2.version, a2.assignee.as_deref()), (2, Some("bob")));
+            assert!(matches!(s.update(a.id, Change::default(), Some(1)).await, Err(StoreError::Conflict(_))));
+            let users = s.users();
+            let bob = users.create("bob", "$argon2id$x").await.unwrap();
+            assert!(matches!(users.create("bob", "$argon2id$y").await, Err(StoreError::UsernameTaken)));
+            let cleared = users.delete(&bob).await.unwrap();
+            assert_eq!(cleared.len(), 1);
+            assert_eq!(cleared[0].assignee, None);
+            assert_eq!(s.list().await.unwrap().len(), 1);
+            s.delete(a.id, None).await.unwrap();
+            s.close().await;
+        };
+        // Drop the schema whether or not the checks passed.
+        let outcome = tokio::spawn(result).await;
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.unwrap();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic.into_panic());
+        }
+    }
+
     #[tokio::test]
     async fn rejects_unknown_url_schemes() {
         assert!(matches!(

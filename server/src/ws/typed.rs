@@ -49,7 +49,7 @@ pub struct Typed {
 }
 
 /// A refusal: the error code and the sentence for the client.
-type Refusal = (ErrorCode, &'static str);
+pub(crate) type Refusal = (ErrorCode, &'static str);
 
 fn reply(ctx: &mut Ctx, msg: &ServerMessage) {
     ctx.send(Frame::text(msg.to_json()));
@@ -77,7 +77,7 @@ fn may_read(topic: &str, user: Option<&AuthUser>) -> Result<(), Refusal> {
 /// Whether `user` may publish `payload` on `topic`, and the payload as it
 /// will be published: a chat message or presence always names the
 /// connection's user, whatever the client wrote in it.
-fn may_publish(topic: &str, payload: Payload, user: Option<&AuthUser>) -> Result<Payload, Refusal> {
+pub(crate) fn may_publish(topic: &str, payload: Payload, user: Option<&AuthUser>) -> Result<Payload, Refusal> {
     let Some(user) = user else {
         return Err((ErrorCode::Unauthorized, "publishing needs a token"));
     };
