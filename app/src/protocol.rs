@@ -180,6 +180,8 @@ pub const PASSWORD_MAX: usize = 128;
 /// Close code of a live connection whose token expired without the client
 /// sending a fresh one (`auth` on `/ws/v1`).
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// Close code of a live connection whose account was deleted.
+pub const CLOSE_ACCOUNT_DELETED: u16 = 4003;
 
 /// Body of `POST /auth/register`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

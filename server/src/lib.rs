@@ -80,6 +80,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             Duration::from_secs(config.login_lockout_secs.max(1)),
         ),
         open_writes: config.open_writes,
+        live: auth::LiveAccounts::default(),
     });
     if config.open_writes {
         tracing::warn!("open writes: anyone may create, edit and delete tasks without a token");

@@ -42,6 +42,41 @@ pub struct Auth {
     /// Task writes without a token (for demos). Tokens that are sent are
     /// still checked.
     pub open_writes: bool,
+    /// Live connections' handles by account, so deleting an account ends
+    /// its connections at once instead of at their tokens' expiry.
+    pub live: LiveAccounts,
+}
+
+/// One cancellation token per account with live connections. The map
+/// holds weak references: an account's entry lives as long as one of its
+/// connections does, and dead entries are pruned as the map grows.
+#[derive(Default)]
+pub struct LiveAccounts {
+    map: std::sync::Mutex<std::collections::HashMap<i64, std::sync::Weak<tokio_util::sync::CancellationToken>>>,
+}
+
+impl LiveAccounts {
+    /// The handle a connection of `user_id` watches.
+    pub fn watch(&self, user_id: i64) -> std::sync::Arc<tokio_util::sync::CancellationToken> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(live) = map.get(&user_id).and_then(std::sync::Weak::upgrade) {
+            return live;
+        }
+        if map.len() >= 1024 && map.len().is_power_of_two() {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        let token = std::sync::Arc::new(tokio_util::sync::CancellationToken::new());
+        map.insert(user_id, std::sync::Arc::downgrade(&token));
+        token
+    }
+
+    /// Ends every live connection of `user_id` on this instance.
+    pub fn end(&self, user_id: i64) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(token) = map.remove(&user_id).and_then(|w| w.upgrade()) {
+            token.cancel();
+        }
+    }
 }
 
 /// An authenticated caller: the account, and until when the token that

@@ -159,6 +159,7 @@ async fn delete_me(State(state): State<AppState>, RequireUser(user): RequireUser
         other => ApiError::from(other),
     })?;
     tracing::info!(user = %stored.username, "account deleted");
+    state.auth.live.end(stored.id);
     for task in &unassigned {
         state.rt.task_updated(task).await;
     }

@@ -201,7 +201,8 @@ pub async fn secure_handler(
     if let Err(e) = checked_segment(&topic) {
         return e.into_response();
     }
-    spawn_session(&state, upgrade, secure::Secure { user, topic })
+    let handler = secure::Secure { user, state: state.clone(), topic };
+    spawn_session(&state, upgrade, handler)
 }
 
 /// `GET /ws/{client_id}`.

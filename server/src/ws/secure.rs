@@ -5,7 +5,7 @@
 //! reaches the topic's subscribers, on every instance, as
 //! `{username}: {text}`. The topic lives on the hub as `secure:{topic}`, so
 //! signed-in clients of `/ws/v1` can follow it too. When the token expires
-//! the connection is closed with 4001: this endpoint has no in-band refresh,
+//! the connection is closed with 4001 (4003 when the account is deleted): this endpoint has no in-band refresh,
 //! so clients reconnect with a fresh token.
 
 use yawc::frame::Frame;
@@ -18,6 +18,7 @@ use crate::hub::Delivery;
 
 pub struct Secure {
     pub user: AuthUser,
+    pub state: crate::state::AppState,
     /// The hub topic: `secure:` and the path's topic.
     pub topic: String,
 }
@@ -25,6 +26,7 @@ pub struct Secure {
 impl Handler for Secure {
     async fn on_open(&mut self, ctx: &mut Ctx) -> Flow {
         ctx.set_deadline(Some(self.user.remaining()));
+        ctx.watch_account(self.state.auth.live.watch(self.user.id));
         let topic = self.topic.clone();
         match ctx.subscribe(&topic, None).await {
             Ok(_) => Flow::Continue,

@@ -20,6 +20,7 @@
 //! | 1011 | an internal error (the broker failed) |
 //! | 1013 | slow consumer: the send queue overflowed; reconnect and resume with `since` |
 //! | 4001 | the connection's token expired and no fresh one was sent |
+//! | 4003 | the connection's account was deleted |
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -97,6 +98,8 @@ pub struct Ctx {
     /// When the connection's token expires; the session closes with 4001
     /// then unless the handler moves it.
     deadline: Option<Instant>,
+    /// Cancelled when the connection's account is deleted.
+    account: Option<Arc<CancellationToken>>,
 }
 
 /// Why a subscribe failed.
@@ -114,6 +117,12 @@ impl Ctx {
     /// Sets (or clears) when the session must end for want of a fresh token.
     pub fn set_deadline(&mut self, remaining: Option<Duration>) {
         self.deadline = remaining.map(|r| Instant::now() + r);
+    }
+
+    /// Ties the session to an account: it closes with 4003 if the account
+    /// is deleted.
+    pub fn watch_account(&mut self, handle: Arc<CancellationToken>) {
+        self.account = Some(handle);
     }
 
     /// Queues a frame; it is written after the handler returns.
@@ -236,7 +245,9 @@ pub async fn run<S, H>(
         out: Vec::new(),
         max_subscriptions: limits.max_subscriptions,
         deadline: None,
+        account: None,
     };
+    let never = CancellationToken::new();
     let mut rate = RateLimit::new(limits.rate_per_sec, limits.rate_burst);
     let period = limits.ping_interval.unwrap_or(Duration::from_secs(3600));
     let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
@@ -297,6 +308,10 @@ pub async fn run<S, H>(
                             break 'session end;
                         }
                     }
+                }
+                () = ctx.account.as_deref().unwrap_or(&never).cancelled() => {
+                    let code = CloseCode::from(app::protocol::CLOSE_ACCOUNT_DELETED);
+                    break 'session End::Close(code, "account deleted".into());
                 }
                 () = tokio::time::sleep_until(ctx.deadline.unwrap_or_else(far_future)), if ctx.deadline.is_some() => {
                     metrics.token_expiry_closes.fetch_add(1, Ordering::Relaxed);

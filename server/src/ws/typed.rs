@@ -17,7 +17,7 @@
 //! A connection signs in with a token on the upgrade request or with an
 //! `auth` command, and stays signed in until the token expires: then it is
 //! closed with 4001 unless an `auth` with a fresh token of the same user
-//! came first. A refused command gets an `error` reply with a stable code
+//! came first, and with 4003 if its account is deleted. A refused command gets an `error` reply with a stable code
 //! (`unauthorized`, `forbidden`, …) and the connection stays usable.
 
 use yawc::close::CloseCode;
@@ -121,6 +121,7 @@ impl Typed {
             return;
         }
         ctx.set_deadline(Some(user.remaining()));
+        ctx.watch_account(self.state.auth.live.watch(user.id));
         reply(ctx, &ServerMessage::Authed { id, user: user.username.clone(), expires_at: user.expires_at });
         self.user = Some(user);
     }
@@ -129,6 +130,9 @@ impl Typed {
 impl Handler for Typed {
     async fn on_open(&mut self, ctx: &mut Ctx) -> Flow {
         ctx.set_deadline(self.user.as_ref().map(AuthUser::remaining));
+        if let Some(user) = &self.user {
+            ctx.watch_account(self.state.auth.live.watch(user.id));
+        }
         reply(
             ctx,
             &ServerMessage::Hello {
