@@ -62,6 +62,11 @@ pub struct Config {
     #[arg(long, env = "PULSEBOARD_WS_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub ws_max_connections: usize,
 
+    /// Most WebSocket connections one signed-in account may have open at
+    /// once; the next one is closed with 1008.
+    #[arg(long, env = "PULSEBOARD_WS_MAX_CONNECTIONS_PER_USER", default_value_t = 64)]
+    pub ws_max_connections_per_user: usize,
+
     /// Events queued for one connection before it counts as a slow consumer
     /// and is closed with 1013.
     #[arg(long, env = "PULSEBOARD_WS_SEND_QUEUE", default_value_t = 256)]

@@ -70,7 +70,11 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     };
     let broker = MemoryBroker::new(limits, Arc::new(move |event| sink.deliver(event)));
     let rt = Realtime::new(hub, Arc::new(broker), metrics.clone());
-    let gate = Arc::new(ConnectionGate::new(config.ws_max_connections, metrics.clone()));
+    let gate = Arc::new(ConnectionGate::new(
+        config.ws_max_connections,
+        config.ws_max_connections_per_user,
+        metrics.clone(),
+    ));
     let secret = auth::jwt::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
     let auth = Arc::new(auth::Auth {
         keys: auth::jwt::Keys::new(&secret, Duration::from_secs(config.token_ttl_secs.max(1))),

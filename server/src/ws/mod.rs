@@ -13,6 +13,7 @@ pub mod session;
 pub mod typed;
 pub mod upgrade;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -77,11 +78,33 @@ where
     .await;
 }
 
-/// Counts open WebSocket connections against `--ws-max-connections`.
+/// Counts open WebSocket connections against `--ws-max-connections`, and
+/// signed-in ones per account against `--ws-max-connections-per-user`, so
+/// one leaked token cannot take every slot.
 pub struct ConnectionGate {
     open: AtomicUsize,
     max: usize,
     metrics: Arc<Metrics>,
+    per_user_max: usize,
+    per_user: std::sync::Mutex<HashMap<i64, usize>>,
+}
+
+/// One account's connection slot; dropping it frees the slot.
+pub struct UserPermit {
+    gate: Arc<ConnectionGate>,
+    user_id: i64,
+}
+
+impl Drop for UserPermit {
+    fn drop(&mut self) {
+        let mut map = self.gate.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.user_id);
+            }
+        }
+    }
 }
 
 /// One admitted connection; dropping it frees the slot.
@@ -95,8 +118,21 @@ impl Drop for Permit {
 }
 
 impl ConnectionGate {
-    pub fn new(max: usize, metrics: Arc<Metrics>) -> Self {
-        ConnectionGate { open: AtomicUsize::new(0), max, metrics }
+    pub fn new(max: usize, per_user_max: usize, metrics: Arc<Metrics>) -> Self {
+        ConnectionGate { open: AtomicUsize::new(0), max, metrics, per_user_max, per_user: Default::default() }
+    }
+
+    /// A slot for one more connection of `user_id`, or `None` when the
+    /// account has its maximum open.
+    pub fn try_acquire_user(self: &Arc<Self>, user_id: i64) -> Option<UserPermit> {
+        let mut map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(user_id).or_insert(0);
+        if *n >= self.per_user_max {
+            self.metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        *n += 1;
+        Some(UserPermit { gate: self.clone(), user_id })
     }
 
     /// A permit, or `None` when the limit is reached.
@@ -179,7 +215,14 @@ pub async fn typed_handler(
     WsUser(user): WsUser,
 ) -> Response {
     let heartbeat_ms = state.config.ping_interval().map_or(0, |d| d.as_millis() as u64);
-    let handler = typed::Typed { heartbeat_ms, user, state: state.clone() };
+    let seat = match &user {
+        Some(u) => match state.gate.try_acquire_user(u.id) {
+            Some(permit) => Some(permit),
+            None => return over_user_limit(&state, upgrade),
+        },
+        None => None,
+    };
+    let handler = typed::Typed { heartbeat_ms, user, seat, state: state.clone() };
     spawn_session(&state, upgrade, handler)
 }
 
@@ -201,8 +244,24 @@ pub async fn secure_handler(
     if let Err(e) = checked_segment(&topic) {
         return e.into_response();
     }
-    let handler = secure::Secure { user, state: state.clone(), topic };
+    let Some(seat) = state.gate.try_acquire_user(user.id) else {
+        return over_user_limit(&state, upgrade);
+    };
+    let handler = secure::Secure { user, state: state.clone(), topic, _seat: seat };
     spawn_session(&state, upgrade, handler)
+}
+
+/// The close reason for an account over its connection limit.
+pub const USER_LIMIT_REASON: &str = "too many connections for this account";
+
+/// Completes the handshake only to close with 1008 and a reason, as for the
+/// global limit: a browser can read a close reason, not a refused
+/// handshake's body.
+fn over_user_limit(state: &AppState, upgrade: WsUpgrade) -> Response {
+    spawn_connection(state, upgrade, options(&state.config), |mut ws| async move {
+        let close = Frame::close(CloseCode::Policy, USER_LIMIT_REASON);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.send(close)).await;
+    })
 }
 
 /// `GET /ws/{client_id}`.

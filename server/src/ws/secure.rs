@@ -21,6 +21,8 @@ pub struct Secure {
     pub state: crate::state::AppState,
     /// The hub topic: `secure:` and the path's topic.
     pub topic: String,
+    /// The account's connection slot, held for the session's life.
+    pub _seat: super::UserPermit,
 }
 
 impl Handler for Secure {

@@ -44,6 +44,8 @@ pub struct Typed {
     pub heartbeat_ms: u64,
     /// Who the connection acts for, if anyone.
     pub user: Option<AuthUser>,
+    /// The account's connection slot, once signed in.
+    pub seat: Option<super::UserPermit>,
     /// For checking tokens sent in-band.
     pub state: AppState,
 }
@@ -103,27 +105,36 @@ fn refuse(ctx: &mut Ctx, id: u64, (code, why): Refusal) {
 
 impl Typed {
     /// `auth`: sign the connection in, or extend it with a fresh token.
-    async fn auth(&mut self, ctx: &mut Ctx, id: u64, token: &str) {
+    /// Signing in takes one of the account's connection slots; with none
+    /// left the connection is closed with 1008, as at the upgrade.
+    async fn auth(&mut self, ctx: &mut Ctx, id: u64, token: &str) -> Flow {
         let user = match authenticate(&self.state.auth, &self.state.store, token).await {
             Ok(user) => user,
             Err(AuthError::Store) => {
                 error(ctx, Some(id), ErrorCode::Unavailable, "the account store is unavailable; retry");
-                return;
+                return Flow::Continue;
             }
             Err(e) => {
                 ctx.rt.metrics.auth_rejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 error(ctx, Some(id), ErrorCode::Unauthorized, e.to_string());
-                return;
+                return Flow::Continue;
             }
         };
         if self.user.as_ref().is_some_and(|current| current.id != user.id) {
             refuse(ctx, id, (ErrorCode::Forbidden, "this connection is signed in as another user"));
-            return;
+            return Flow::Continue;
+        }
+        if self.seat.is_none() {
+            match self.state.gate.try_acquire_user(user.id) {
+                Some(seat) => self.seat = Some(seat),
+                None => return Flow::Close(CloseCode::Policy, super::USER_LIMIT_REASON.into()),
+            }
         }
         ctx.set_deadline(Some(user.remaining()));
         ctx.watch_account(self.state.auth.live.watch(user.id));
         reply(ctx, &ServerMessage::Authed { id, user: user.username.clone(), expires_at: user.expires_at });
         self.user = Some(user);
+        Flow::Continue
     }
 }
 
@@ -160,7 +171,7 @@ impl Handler for Typed {
         };
         match msg {
             ClientMessage::Ping { id } => reply(ctx, &ServerMessage::Pong { id }),
-            ClientMessage::Auth { id, token } => self.auth(ctx, id, &token).await,
+            ClientMessage::Auth { id, token } => return self.auth(ctx, id, &token).await,
             ClientMessage::Subscribe { id, topic, since } => {
                 if let Err(e) = validate_topic(&topic) {
                     error(ctx, Some(id), ErrorCode::InvalidTopic, e.to_string());
