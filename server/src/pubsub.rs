@@ -149,6 +149,11 @@ impl Realtime {
         }
     }
 
+    /// Drops a topic's history (see [`Broker::forget`]).
+    pub async fn forget(&self, topic: &str) -> Result<(), BrokerError> {
+        self.broker.forget(topic).await
+    }
+
     /// The topic's current position.
     pub async fn position(&self, topic: &str) -> Result<StreamPosition, BrokerError> {
         self.broker.position(topic).await

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::ws::{self, recv, send, subscribe, typed};
-use common::{client, Server};
+use common::ws::{self, recv, send, subscribe, typed, typed_as};
+use common::{authed_client, client, Server};
 use serde_json::{json, Value};
 
 fn base(server: &Server) -> String {
@@ -21,7 +21,8 @@ async fn fan_out_to_100_subscribers() {
         subscribe(&mut s, i, "room", None).await;
         subs.push(s);
     }
-    let mut publisher = typed(&base(&server)).await;
+    // Publishing needs a token; the chat's `from` is the signed-in user.
+    let mut publisher = typed_as(&base(&server), &server.signup("tester").await).await;
     let reply = ws::publish_chat(&mut publisher, 7, "room", "hello all").await;
     assert_eq!(reply["type"], "published");
     assert_eq!(reply["offset"], 1);
@@ -43,7 +44,8 @@ async fn rest_task_changes_are_typed_events_on_the_tasks_topic() {
     let server = Server::start(dir.path(), &[]).await;
     let mut s = typed(&base(&server)).await;
     subscribe(&mut s, 1, "tasks", None).await;
-    let task: Value = client()
+    let writer = authed_client(&server.signup("ann").await);
+    let task: Value = writer
         .post(server.url("/tasks"))
         .json(&json!({"title": "evented"}))
         .send()
@@ -56,11 +58,11 @@ async fn rest_task_changes_are_typed_events_on_the_tasks_topic() {
     assert_eq!(ev["payload"]["kind"], "task_created");
     assert_eq!(ev["payload"]["task"], task);
     let url = server.url(&format!("/tasks/{}", task["id"]));
-    client().patch(&url).json(&json!({"status": "done"})).send().await.unwrap();
+    writer.patch(&url).json(&json!({"status": "done"})).send().await.unwrap();
     let ev = recv(&mut s).await;
     assert_eq!(ev["payload"]["kind"], "task_updated");
     assert_eq!(ev["payload"]["task"]["status"], "done");
-    client().delete(&url).send().await.unwrap();
+    writer.delete(&url).send().await.unwrap();
     let ev = recv(&mut s).await;
     assert_eq!(ev["payload"], json!({"kind": "task_deleted", "id": task["id"], "version": 2}));
     assert_eq!(ev["offset"], 3);
@@ -70,7 +72,7 @@ async fn rest_task_changes_are_typed_events_on_the_tasks_topic() {
 async fn resume_after_reconnect_loses_nothing_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
-    let mut publisher = typed(&base(&server)).await;
+    let mut publisher = typed_as(&base(&server), &server.signup("tester").await).await;
 
     let mut s = typed(&base(&server)).await;
     subscribe(&mut s, 1, "feed", None).await;
@@ -107,7 +109,7 @@ async fn resume_after_reconnect_loses_nothing_and_duplicates_nothing() {
 async fn resume_past_the_history_window_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--history-size", "3"]).await;
-    let mut publisher = typed(&base(&server)).await;
+    let mut publisher = typed_as(&base(&server), &server.signup("tester").await).await;
     let mut s = typed(&base(&server)).await;
     let first = subscribe(&mut s, 1, "feed", None).await;
     drop(s);
@@ -133,7 +135,9 @@ async fn resume_past_the_history_window_is_reported() {
 async fn bad_messages_get_typed_errors_and_the_connection_stays_open() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
-    let mut s = typed(&base(&server)).await;
+    // Signed in, so the publishes below are refused for what they publish,
+    // not for want of a token.
+    let mut s = typed_as(&base(&server), &server.signup("tester").await).await;
 
     let cases: Vec<(String, &str, Value)> = vec![
         ("{not json".into(), "bad_request", Value::Null),

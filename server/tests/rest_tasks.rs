@@ -2,12 +2,18 @@
 
 mod common;
 
-use common::{client, Server};
+use common::{authed_client, client, Server};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-async fn create(server: &Server, body: Value) -> reqwest::Response {
-    client().post(server.url("/tasks")).json(&body).send().await.unwrap()
+/// Creates a task with a client that sends a token (task writes need one).
+async fn create(writer: &reqwest::Client, server: &Server, body: Value) -> reqwest::Response {
+    writer.post(server.url("/tasks")).json(&body).send().await.unwrap()
+}
+
+/// A client signed in as `ann`, signing her up first if needed.
+async fn writer(server: &Server) -> reqwest::Client {
+    authed_client(&server.signup("ann").await)
 }
 
 async fn error_of(resp: reqwest::Response) -> (StatusCode, String, String) {
@@ -23,9 +29,11 @@ async fn error_of(resp: reqwest::Response) -> (StatusCode, String, String) {
 async fn create_list_get_patch_delete() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
+    let w = writer(&server).await;
 
     // The seed article's body: id and created_at are ignored.
     let resp = create(
+        &w,
         &server,
         json!({"id": 0, "title": "  Write the README  ", "description": "two commands", "created_at": "2020-01-01T00:00:00"}),
     )
@@ -43,7 +51,7 @@ async fn create_list_get_patch_delete() {
     assert_eq!(location, format!("/tasks/{id}"));
     assert_ne!(task["created_at"], "2020-01-01T00:00:00");
 
-    let second: Value = create(&server, json!({"title": "Ship", "status": "doing"}))
+    let second: Value = create(&w, &server, json!({"title": "Ship", "status": "doing"}))
         .await
         .json()
         .await
@@ -62,7 +70,7 @@ async fn create_list_get_patch_delete() {
     let got: Value = resp.json().await.unwrap();
     assert_eq!(got, task);
 
-    let resp = client()
+    let resp = w
         .patch(server.url(&format!("/tasks/{id}")))
         .header("If-Match", "\"1\"")
         .json(&json!({"status": "done", "title": "README written"}))
@@ -78,7 +86,7 @@ async fn create_list_get_patch_delete() {
     assert_eq!(patched["version"], 2);
     assert_eq!(patched["created_at"], task["created_at"]);
 
-    let resp = client().delete(server.url(&format!("/tasks/{id}"))).send().await.unwrap();
+    let resp = w.delete(server.url(&format!("/tasks/{id}"))).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     let resp = client().get(server.url(&format!("/tasks/{id}"))).send().await.unwrap();
     let (status, code, _) = error_of(resp).await;
@@ -89,7 +97,7 @@ async fn create_list_get_patch_delete() {
 async fn validation_errors_are_json_4xx() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--max-body-bytes", "20000"]).await;
-    let c = client();
+    let c = writer(&server).await;
 
     let cases: Vec<(Value, StatusCode, &str)> = vec![
         (json!({"title": ""}), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
@@ -102,11 +110,11 @@ async fn validation_errors_are_json_4xx() {
         (json!(["not", "an", "object"]), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
     ];
     for (body, status, code) in cases {
-        let (s, c2, _) = error_of(create(&server, body.clone()).await).await;
+        let (s, c2, _) = error_of(create(&c, &server, body.clone()).await).await;
         assert_eq!((s, c2.as_str()), (status, code), "body {body}");
     }
     // Exactly at the limits is fine.
-    let resp = create(&server, json!({"title": "t".repeat(200), "description": "d".repeat(10_000)})).await;
+    let resp = create(&c, &server, json!({"title": "t".repeat(200), "description": "d".repeat(10_000)})).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
 
     let resp = c
@@ -124,7 +132,7 @@ async fn validation_errors_are_json_4xx() {
     assert_eq!((s, code.as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"));
 
     let huge = json!({"title": "big", "description": "x".repeat(30_000)});
-    let (s, code, _) = error_of(create(&server, huge).await).await;
+    let (s, code, _) = error_of(create(&c, &server, huge).await).await;
     assert_eq!((s, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
 
     for path in ["/tasks/abc", "/tasks/99999999999999999999999"] {
@@ -140,7 +148,7 @@ async fn validation_errors_are_json_4xx() {
     assert_eq!((s, code.as_str()), (StatusCode::NOT_FOUND, "task_not_found"));
 
     // PATCH validates too, and refuses unknown fields.
-    let task: Value = create(&server, json!({"title": "patch me"})).await.json().await.unwrap();
+    let task: Value = create(&c, &server, json!({"title": "patch me"})).await.json().await.unwrap();
     let url = server.url(&format!("/tasks/{}", task["id"]));
     for (body, status, code) in [
         (json!({"title": ""}), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
@@ -163,8 +171,8 @@ async fn validation_errors_are_json_4xx() {
 async fn if_match_with_an_old_version_is_refused_with_the_current_task() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
-    let c = client();
-    let task: Value = create(&server, json!({"title": "shared card"})).await.json().await.unwrap();
+    let c = writer(&server).await;
+    let task: Value = create(&c, &server, json!({"title": "shared card"})).await.json().await.unwrap();
     let url = server.url(&format!("/tasks/{}", task["id"]));
 
     // Alice edits version 1 first.
@@ -196,8 +204,9 @@ async fn if_match_with_an_old_version_is_refused_with_the_current_task() {
 async fn tasks_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
-    let task: Value = create(&server, json!({"title": "durable", "description": "kept"})).await.json().await.unwrap();
-    let patched: Value = client()
+    let w = writer(&server).await;
+    let task: Value = create(&w, &server, json!({"title": "durable", "description": "kept"})).await.json().await.unwrap();
+    let patched: Value = w
         .patch(server.url(&format!("/tasks/{}", task["id"])))
         .json(&json!({"status": "doing"}))
         .send()
@@ -210,10 +219,11 @@ async fn tasks_survive_a_restart() {
     assert!(dir.path().join("pulseboard.db").exists(), "default SQLite file in the data dir");
 
     let server = Server::start(dir.path(), &[]).await;
+    let w = writer(&server).await;
     let list: Vec<Value> = client().get(server.url("/tasks")).send().await.unwrap().json().await.unwrap();
     assert_eq!(list, vec![patched]);
     // Ids keep growing after a restart.
-    let next: Value = create(&server, json!({"title": "after"})).await.json().await.unwrap();
+    let next: Value = create(&w, &server, json!({"title": "after"})).await.json().await.unwrap();
     assert!(next["id"].as_i64() > task["id"].as_i64());
 }
 
@@ -221,7 +231,8 @@ async fn tasks_survive_a_restart() {
 async fn the_page_is_rendered_on_the_server_with_the_tasks() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
-    create(&server, json!({"title": "Visible without JavaScript <b>"})).await;
+    let w = writer(&server).await;
+    create(&w, &server, json!({"title": "Visible without JavaScript <b>"})).await;
     let resp = client().get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let html = resp.text().await.unwrap();

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::ws::{self, closed_with, recv, subscribe, typed, Raw};
+use common::ws::{self, closed_with, recv, subscribe, typed, typed_as, Raw};
 use common::Server;
 use futures::SinkExt;
 use serde_json::json;
@@ -67,7 +67,7 @@ async fn an_oversized_message_closes_only_its_connection_with_1009() {
     assert_eq!(raw.close_code().await, Some(1009));
     assert!(started.elapsed() < Duration::from_secs(1));
 
-    let mut publisher = typed(&base).await;
+    let mut publisher = typed_as(&base, &server.signup("tester").await).await;
     ws::publish_chat(&mut publisher, 2, "room", "still here").await;
     assert_eq!(recv(&mut other).await["payload"]["text"], "still here");
 }
@@ -153,7 +153,7 @@ async fn a_stalled_subscriber_is_cut_and_does_not_hold_up_a_fast_one() {
     let mut fast = typed(&base).await;
     subscribe(&mut fast, 1, "flood", None).await;
 
-    let mut publisher = typed(&base).await;
+    let mut publisher = typed_as(&base, &server.signup("tester").await).await;
     let text = "z".repeat(16 * 1024);
     let total = 1500u64;
     // The publisher never runs more than a window ahead of the fast reader,
@@ -174,6 +174,8 @@ async fn a_stalled_subscriber_is_cut_and_does_not_hold_up_a_fast_one() {
     });
     for i in 0..total {
         while i > progress.load(std::sync::atomic::Ordering::Relaxed) + 64 {
+            // A reader that gave up (its recv timed out) would stall us forever.
+            assert!(!reader.is_finished(), "the fast reader stopped at {}", progress.load(std::sync::atomic::Ordering::Relaxed));
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let cmd = json!({"type": "publish", "id": i, "topic": "flood",
@@ -224,7 +226,7 @@ async fn compression_is_negotiated_and_shrinks_task_events() {
     raw.read_frame().await.unwrap();
 
     let description = "Ship the release: update the changelog, tag, publish crates, announce. ".repeat(8);
-    common::client()
+    common::authed_client(&server.signup("ann").await)
         .post(server.url("/tasks"))
         .json(&json!({"title": "Release 1.0", "description": description}))
         .send()

@@ -3,7 +3,7 @@
 mod common;
 
 use common::ws::{connect, recv_text};
-use common::{client, Server};
+use common::{authed_client, Server};
 use futures::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -39,11 +39,12 @@ async fn chat_broadcasts_and_announces_departures() {
 async fn notifications_reach_the_tasks_topic_only() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
+    let writer = authed_client(&server.signup("ann").await);
     let mut tasks = connect(&server.ws_url("/ws/notifications/tasks")).await;
     let mut other = connect(&server.ws_url("/ws/notifications/billing")).await;
     // Let both subscriptions settle before publishing.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    client().post(server.url("/tasks")).json(&json!({"title": "Ship it"})).send().await.unwrap();
+    writer.post(server.url("/tasks")).json(&json!({"title": "Ship it"})).send().await.unwrap();
     assert_eq!(recv_text(&mut tasks).await, "New task created: Ship it");
     let nothing = tokio::time::timeout(std::time::Duration::from_millis(500), futures::StreamExt::next(&mut other)).await;
     assert!(nothing.is_err(), "other topics get nothing: {nothing:?}");

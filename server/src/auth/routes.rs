@@ -116,21 +116,22 @@ async fn token(
     }
     // A name that could never be registered is not worth a table entry.
     if validate_username(&form.username).is_err() || form.password.chars().count() > app::protocol::PASSWORD_MAX {
-        state.auth.throttle.check("", addr).map_err(ApiError::TooManyAttempts)?;
-        state.auth.throttle.failed("", addr);
+        state.auth.throttle.attempt("", addr).map_err(ApiError::TooManyAttempts)?;
         return Err(ApiError::InvalidCredentials);
     }
-    state.auth.throttle.check(&form.username, addr).map_err(ApiError::TooManyAttempts)?;
+    // Counted as a failure from here until the password is found right, so
+    // concurrent guesses cannot all get past the throttle.
+    state.auth.throttle.attempt(&form.username, addr).map_err(ApiError::TooManyAttempts)?;
     let user = state.store.users().by_name(&form.username).await?;
     let ok = state.auth.hasher.verify(&form.password, user.as_ref().map(|u| u.password_hash.as_str())).await;
     match user {
         Some(user) if ok => {
             state.auth.throttle.succeeded(&form.username);
+            state.auth.throttle.refund(addr);
             tracing::info!(user = %user.username, "token issued");
             token_response(&state, user.id, &user.username)
         }
         _ => {
-            state.auth.throttle.failed(&form.username, addr);
             state.metrics.login_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(user = %form.username, "login failed");
             Err(ApiError::InvalidCredentials)
@@ -160,6 +161,10 @@ async fn delete_me(State(state): State<AppState>, RequireUser(user): RequireUser
     })?;
     tracing::info!(user = %stored.username, "account deleted");
     state.auth.live.end(stored.id);
+    // Whoever registers this name next starts with an empty personal topic.
+    if let Err(e) = state.rt.forget(&app::protocol::user_topic(&stored.username)).await {
+        tracing::error!(error = %e, "dropping a deleted account's notification history failed");
+    }
     for task in &unassigned {
         state.rt.task_updated(task).await;
     }

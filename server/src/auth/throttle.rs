@@ -60,8 +60,35 @@ impl LoginThrottle {
     /// `Err(retry_after)` if this attempt must be refused without checking
     /// the password.
     pub fn check(&self, username: &str, addr: Option<IpAddr>) -> Result<(), Duration> {
-        let now = Instant::now();
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.check_locked(&entries, username, addr)
+    }
+
+    /// [`check`](Self::check) and, if allowed, [`failed`](Self::failed) in
+    /// one step under one lock: the attempt counts as a failure until
+    /// [`succeeded`](Self::succeeded) and [`refund`](Self::refund) say
+    /// otherwise. Checking and counting separately would let a burst of
+    /// concurrent guesses all pass the check while the first ones are still
+    /// being hashed.
+    pub fn attempt(&self, username: &str, addr: Option<IpAddr>) -> Result<(), Duration> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.check_locked(&entries, username, addr)?;
+        self.count_locked(&mut entries, username, addr);
+        Ok(())
+    }
+
+    /// Gives the address back the one failure an [`attempt`](Self::attempt)
+    /// counted, when the attempt turned out to be a success.
+    pub fn refund(&self, addr: Option<IpAddr>) {
+        let Some(addr) = addr else { return };
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = entries.get_mut(&Key::Addr(addr)) {
+            e.failures = e.failures.saturating_sub(1);
+        }
+    }
+
+    fn check_locked(&self, entries: &HashMap<Key, Entry>, username: &str, addr: Option<IpAddr>) -> Result<(), Duration> {
+        let now = Instant::now();
         let mut wait = Duration::ZERO;
         for key in Self::keys(username, addr) {
             if let Some(e) = entries.get(&key) {
@@ -80,8 +107,12 @@ impl LoginThrottle {
 
     /// Counts a failed attempt.
     pub fn failed(&self, username: &str, addr: Option<IpAddr>) {
-        let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.count_locked(&mut entries, username, addr);
+    }
+
+    fn count_locked(&self, entries: &mut HashMap<Key, Entry>, username: &str, addr: Option<IpAddr>) {
+        let now = Instant::now();
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, e| now.duration_since(e.since) < self.window);
         }
@@ -124,6 +155,26 @@ mod tests {
         assert!(t.check("bob", None).is_ok(), "other users are not affected");
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(t.check("ann", ADDR).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempts_are_counted_as_they_are_allowed() {
+        let t = LoginThrottle::new(3, Duration::from_secs(60));
+        // Three in flight at once use up the allowance; the fourth waits.
+        for _ in 0..3 {
+            assert!(t.attempt("ann", ADDR).is_ok());
+        }
+        assert!(t.attempt("ann", ADDR).is_err());
+        // One of the three was right: the username is cleared and the
+        // address gets that attempt back.
+        t.succeeded("ann");
+        t.refund(ADDR);
+        assert!(t.attempt("ann", ADDR).is_ok());
+        // The address holds 3 (two wrong, one in flight); 9 more reach its 12.
+        for i in 0..9 {
+            assert!(t.attempt(&format!("user{i}"), ADDR).is_ok());
+        }
+        assert!(t.attempt("fresh", ADDR).is_err());
     }
 
     #[tokio::test(start_paused = true)]

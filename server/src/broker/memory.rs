@@ -147,6 +147,13 @@ impl Broker for MemoryBroker {
         Box::pin(future::ready(Ok(())))
     }
 
+    fn forget(&self, topic: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
+        // The next publish or position creates the topic afresh, with a new
+        // epoch: old positions then resolve to a gap, never to old events.
+        self.lock().topics.remove(topic);
+        Box::pin(future::ready(Ok(())))
+    }
+
     fn position(&self, topic: &str) -> BoxFuture<'_, Result<StreamPosition, BrokerError>> {
         let mut state = self.lock();
         let pos = match state.topics.get(topic) {
@@ -250,6 +257,20 @@ mod tests {
         }
         let now = StreamPosition { offset: 5, epoch: start.epoch.clone() };
         assert_eq!(b.history("t", &now).await.unwrap(), Recovery::Complete(vec![]));
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_topic_recovers_nothing_from_before() {
+        let (b, _) = broker(10);
+        let start = b.position("user:bob").await.unwrap();
+        b.publish("user:bob", chat(1)).await.unwrap();
+        b.forget("user:bob").await.unwrap();
+        let fresh = b.position("user:bob").await.unwrap();
+        assert_ne!(fresh.epoch, start.epoch);
+        assert_eq!(fresh.offset, 0);
+        assert_eq!(b.history("user:bob", &start).await.unwrap(), Recovery::Gap);
+        let zero = StreamPosition { offset: 0, epoch: fresh.epoch };
+        assert_eq!(b.history("user:bob", &zero).await.unwrap(), Recovery::Complete(vec![]));
     }
 
     #[tokio::test]

@@ -64,6 +64,12 @@ pub trait Broker: Send + Sync + 'static {
         since: &StreamPosition,
     ) -> BoxFuture<'_, Result<Recovery, BrokerError>>;
 
+    /// Drops the topic's history and starts it over in a new epoch, so
+    /// nothing published before can be recovered by anyone. Used when the
+    /// owner of a personal topic is deleted: an account registered later
+    /// under the same name must not read the old one's notifications.
+    fn forget(&self, topic: &str) -> BoxFuture<'_, Result<(), BrokerError>>;
+
     /// Whether the back end is currently reachable (for `/readyz`).
     fn healthy(&self) -> bool;
 }

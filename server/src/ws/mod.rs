@@ -276,7 +276,9 @@ pub async fn chat_handler(
     spawn_session(&state, upgrade, chat::Chat { client_id })
 }
 
-/// `GET /ws/notifications/{topic}`.
+/// `GET /ws/notifications/{topic}`. Anonymous, so personal (`user:*`) and
+/// secure (`secure:*`) topics are refused with 403: they are served only
+/// where a token is checked (`/ws/v1`, `/ws/secure/{topic}`).
 pub async fn notifications_handler(
     State(state): State<AppState>,
     Path(topic): Path<String>,
@@ -284,6 +286,11 @@ pub async fn notifications_handler(
 ) -> Response {
     if let Err(e) = checked_segment(&topic) {
         return e.into_response();
+    }
+    if typed::is_private(&topic) {
+        state.metrics.auth_rejections.fetch_add(1, Ordering::Relaxed);
+        let why = "personal and secure topics need a token: use /ws/v1 or /ws/secure/{topic}";
+        return ApiError::Forbidden(why.into()).into_response();
     }
     spawn_session(&state, upgrade, notify::Notifications { topic })
 }

@@ -61,6 +61,11 @@ fn error(ctx: &mut Ctx, id: Option<u64>, code: ErrorCode, message: impl Into<Str
     reply(ctx, &ServerMessage::Error { id, code, message: message.into() });
 }
 
+/// Whether a topic is readable only with a token (personal or secure).
+pub(crate) fn is_private(topic: &str) -> bool {
+    topic.starts_with(USER_PREFIX) || topic.starts_with(SECURE_PREFIX)
+}
+
 /// Whether `user` may subscribe to `topic`.
 fn may_read(topic: &str, user: Option<&AuthUser>) -> Result<(), Refusal> {
     if topic.starts_with(USER_PREFIX) {

@@ -10,8 +10,12 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+
+/// The password [`Server::signup`] registers every account with.
+pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A running server process. Killed when dropped.
 pub struct Server {
@@ -81,6 +85,43 @@ impl Server {
         format!("ws://{}{}", self.addr, path)
     }
 
+    /// `POST /auth/register`.
+    pub async fn register(&self, username: &str, password: &str) -> reqwest::Response {
+        client()
+            .post(self.url("/auth/register"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /token` with the password grant's form.
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        client()
+            .post(self.url("/token"))
+            .form(&[("username", username), ("password", password)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers `username` with [`PASSWORD`] (or finds it already there,
+    /// when the data directory is reused after a restart) and logs in.
+    /// Returns the access token.
+    pub async fn signup(&self, username: &str) -> String {
+        let resp = self.register(username, PASSWORD).await;
+        let status = resp.status();
+        assert!(
+            status == reqwest::StatusCode::CREATED || status == reqwest::StatusCode::CONFLICT,
+            "register {username}: {status} {}",
+            resp.text().await.unwrap_or_default()
+        );
+        let resp = self.login(username, PASSWORD).await;
+        assert_eq!(resp.status(), reqwest::StatusCode::OK, "login {username}");
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
     }
@@ -100,4 +141,17 @@ impl Server {
 
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+/// A client that sends `Authorization: Bearer <token>` with every request.
+pub fn authed_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }

@@ -28,6 +28,66 @@ pub async fn typed(base: &str) -> Ws {
     ws
 }
 
+/// Opens `/ws/v1` with `Authorization: Bearer <token>` and consumes the
+/// `hello`, which must name a signed-in user.
+pub async fn typed_as(base: &str, token: &str) -> Ws {
+    let (mut ws, _) = connect_with(&format!("{base}/ws/v1"), &[("authorization", &format!("Bearer {token}"))])
+        .await
+        .expect("connect with a token");
+    let hello = recv(&mut ws).await;
+    assert_eq!(hello["type"], "hello");
+    assert!(hello["user"].is_string(), "signed in: {hello}");
+    ws
+}
+
+/// The handshake response of a successful connection.
+pub type Handshake = tokio_tungstenite::tungstenite::handshake::client::Response;
+
+/// Connects with extra request headers. A refused handshake is an `Err`;
+/// [`refused_status`] reads its HTTP status.
+pub async fn connect_with(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Ws, Handshake), tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().unwrap();
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    tokio_tungstenite::connect_async(req).await
+}
+
+/// The HTTP status and JSON body of a handshake the server refused. Panics
+/// if the connection was accepted or failed otherwise.
+pub fn refused_status(
+    result: Result<(Ws, Handshake), tokio_tungstenite::tungstenite::Error>,
+) -> (u16, Value) {
+    match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body = resp
+                .body()
+                .as_deref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or(Value::Null);
+            (resp.status().as_u16(), body)
+        }
+        Ok((_, resp)) => panic!("expected a refused handshake, got {}", resp.status()),
+        Err(e) => panic!("expected a refused handshake, got {e}"),
+    }
+}
+
+/// Reads text messages until `expected` arrives (earlier ones are skipped).
+pub async fn recv_until(ws: &mut Ws, expected: &str) {
+    loop {
+        if recv_text(ws).await == expected {
+            return;
+        }
+    }
+}
+
 pub async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::text(v.to_string())).await.expect("send");
 }
