@@ -160,8 +160,7 @@ pub fn router(state: AppState) -> Router {
     if state.config.autobahn_echo {
         router = router.route("/autobahn", get(ws::autobahn::handler));
     }
-    let cors = cors_layer(&state.config.cors_origins);
-    router
+    let mut router = router
         .leptos_routes_with_context(
             &state,
             routes,
@@ -169,8 +168,11 @@ pub fn router(state: AppState) -> Router {
             move || shell(leptos.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(cors)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
+    if let Some(cors) = cors_layer(&state.config.cors_origins) {
+        router = router.layer(cors);
+    }
+    router
         // Spans name the path only: query strings may carry tokens.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
@@ -180,9 +182,9 @@ pub fn router(state: AppState) -> Router {
 
 /// CORS for the REST API: only the configured origins, only our methods
 /// and headers, no cookies (tokens travel in `Authorization`). With no
-/// origins configured no CORS headers are sent at all, so browsers keep
-/// the same-origin policy.
-fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
+/// origins configured no CORS layer is installed and no CORS headers are
+/// sent at all, so browsers keep the same-origin policy.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     use axum::http::{header, HeaderValue, Method};
     use tower_http::cors::{AllowOrigin, CorsLayer};
     let allowed: Vec<HeaderValue> = origins
@@ -191,12 +193,16 @@ fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
         .filter(|o| !o.is_empty())
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
-    CorsLayer::new()
+    if allowed.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
         .allow_origin(AllowOrigin::list(allowed))
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH])
         .expose_headers([header::ETAG, header::LOCATION, header::RETRY_AFTER])
-        .max_age(Duration::from_secs(600))
+        .max_age(Duration::from_secs(600));
+    Some(layer)
 }
 
 /// Ready when the task store answers and the broker is reachable.
