@@ -129,6 +129,10 @@ pub struct Config {
     #[arg(long, env = "PULSEBOARD_LOGIN_LOCKOUT_SECS", default_value_t = 300)]
     pub login_lockout_secs: u64,
 
+    /// Accounts one client address may register per hour; more get 429.
+    #[arg(long, env = "PULSEBOARD_REGISTER_MAX_PER_HOUR", default_value_t = 20)]
+    pub register_max_per_hour: u32,
+
     /// Origins allowed to call the REST API from a browser (CORS;
     /// comma-separated, exact match). Empty: no cross-origin access.
     #[arg(long, env = "PULSEBOARD_CORS_ORIGINS", value_delimiter = ',')]

@@ -49,6 +49,9 @@ pub enum ApiError {
     TooManyAttempts(std::time::Duration),
     #[error("that username is taken")]
     UsernameTaken,
+    /// Too many accounts registered from one address; retry after.
+    #[error("too many accounts registered from this address; try again in {} s", .0.as_secs().max(1))]
+    TooManyRegistrations(std::time::Duration),
     /// Authenticated, but not allowed to do this.
     #[error("{0}")]
     Forbidden(String),
@@ -83,7 +86,7 @@ impl ApiError {
             ApiError::RouteNotFound => "not_found",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::InvalidCredentials => "invalid_credentials",
-            ApiError::TooManyAttempts(_) => "too_many_attempts",
+            ApiError::TooManyAttempts(_) | ApiError::TooManyRegistrations(_) => "too_many_attempts",
             ApiError::UsernameTaken => "username_taken",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::UnsupportedForm => "unsupported_media_type",
@@ -109,7 +112,7 @@ impl ApiError {
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::OriginNotAllowed | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyAttempts(_) | ApiError::TooManyRegistrations(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UsernameTaken => StatusCode::CONFLICT,
             ApiError::UnsupportedForm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -154,7 +157,7 @@ impl IntoResponse for ApiError {
                 let challenge = [(axum::http::header::WWW_AUTHENTICATE, "Bearer")];
                 (status, challenge, axum::Json(body)).into_response()
             }
-            ApiError::TooManyAttempts(wait) => {
+            ApiError::TooManyAttempts(wait) | ApiError::TooManyRegistrations(wait) => {
                 let body = ErrorBody { error: self.code().into(), message: self.to_string() };
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 let retry = [(axum::http::header::RETRY_AFTER, secs.max(1).to_string())];

@@ -83,6 +83,10 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             config.login_max_failures,
             Duration::from_secs(config.login_lockout_secs.max(1)),
         ),
+        registrations: auth::throttle::AddressQuota::new(
+            config.register_max_per_hour,
+            Duration::from_secs(3600),
+        ),
         open_writes: config.open_writes,
         live: auth::LiveAccounts::default(),
     });

@@ -951,3 +951,24 @@ async fn one_account_cannot_take_every_connection() {
     }
     assert_eq!(hello.expect("a freed slot is usable again")["user"], "ann");
 }
+
+// ------------------------------------------------------ registration quota
+
+#[tokio::test]
+async fn registrations_per_address_are_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--register-max-per-hour", "2"]).await;
+    assert_eq!(server.register("ann", PASSWORD).await.status(), StatusCode::CREATED);
+    // Refused before any hashing: neither a taken name nor a bad body counts.
+    assert_eq!(server.register("ann", PASSWORD).await.status(), StatusCode::CONFLICT);
+    assert_eq!(server.register("x", PASSWORD).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(server.register("bob", PASSWORD).await.status(), StatusCode::CREATED);
+    let resp = server.register("cyd", PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((3500..=3600).contains(&retry), "{retry}");
+    let (_, body) = json_of(resp).await;
+    assert_eq!(body["error"], "too_many_attempts");
+    // Signing in is a different matter.
+    assert_eq!(server.login("bob", PASSWORD).await.status(), StatusCode::OK);
+}

@@ -39,6 +39,8 @@ pub struct Auth {
     pub keys: Keys,
     pub hasher: Hasher,
     pub throttle: LoginThrottle,
+    /// Accounts registered per client address per hour.
+    pub registrations: throttle::AddressQuota,
     /// Task writes without a token (for demos). Tokens that are sent are
     /// still checked.
     pub open_writes: bool,

@@ -87,6 +87,7 @@ fn token_response(state: &AppState, user_id: i64, username: &str) -> Result<Resp
 
 async fn register(
     State(state): State<AppState>,
+    PeerAddr(addr): PeerAddr,
     Json(body): Json<Credentials>,
 ) -> Result<Response, ApiError> {
     validate_username(&body.username).map_err(|e| ApiError::Validation(e.to_string()))?;
@@ -96,6 +97,8 @@ async fn register(
     if users.by_name(&body.username).await?.is_some() {
         return Err(ApiError::UsernameTaken);
     }
+    // Counted once the request would cost a hash and a row.
+    state.auth.registrations.take(addr).map_err(ApiError::TooManyRegistrations)?;
     let hash = state.auth.hasher.hash(&body.password).await.map_err(ApiError::internal)?;
     let user = users.create(&body.username, &hash).await.map_err(|e| match e {
         StoreError::UsernameTaken => ApiError::UsernameTaken,

@@ -137,6 +137,46 @@ impl LoginThrottle {
     }
 }
 
+/// A count of actions per client address in a fixed window, for actions
+/// that cost us something whether or not they succeed (registering an
+/// account costs an argon2 run and a row).
+pub struct AddressQuota {
+    max: u32,
+    window: Duration,
+    entries: Mutex<HashMap<IpAddr, Entry>>,
+}
+
+impl AddressQuota {
+    pub fn new(max: u32, window: Duration) -> Self {
+        AddressQuota { max: max.max(1), window, entries: Mutex::default() }
+    }
+
+    /// Takes one from the address's quota, or says how long until it
+    /// refills. Without an address (not served through our accept loop)
+    /// nothing is counted.
+    pub fn take(&self, addr: Option<IpAddr>) -> Result<(), Duration> {
+        let Some(addr) = addr else { return Ok(()) };
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, e| now.duration_since(e.since) < self.window);
+            if entries.len() >= MAX_ENTRIES && !entries.contains_key(&addr) {
+                tracing::warn!("address quota table full; not counting");
+                return Ok(());
+            }
+        }
+        let e = entries.entry(addr).or_insert(Entry { failures: 0, since: now });
+        let age = now.duration_since(e.since);
+        if age >= self.window {
+            *e = Entry { failures: 0, since: now };
+        } else if e.failures >= self.max {
+            return Err(self.window - age);
+        }
+        e.failures += 1;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +215,18 @@ mod tests {
             assert!(t.attempt(&format!("user{i}"), ADDR).is_ok());
         }
         assert!(t.attempt("fresh", ADDR).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn address_quota_refills_after_the_window() {
+        let q = AddressQuota::new(2, Duration::from_secs(3600));
+        assert!(q.take(ADDR).is_ok());
+        assert!(q.take(ADDR).is_ok());
+        assert_eq!(q.take(ADDR), Err(Duration::from_secs(3600)));
+        assert!(q.take(Some(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)))).is_ok());
+        assert!(q.take(None).is_ok());
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(q.take(ADDR).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
