@@ -5,9 +5,12 @@ SHELL := /bin/bash
 # wasm-opt for release builds comes from end2end's npm packages (Debian's
 # older one breaks hydration), so that directory goes first on PATH.
 export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
-# cargo-leptos builds debug binaries with this flag; plain cargo commands
-# get it too, so tests and builds share compiled dependencies.
-CARGO_FLAGS_ENV := RUSTFLAGS="--cfg erase_components"
+# cargo-leptos builds debug binaries with this flag and this variable;
+# plain cargo commands get them too, so tests and builds share compiled
+# dependencies (leptos reads the output name at compile time: a build
+# without it would name the WASM bundle differently and the page would not
+# hydrate).
+CARGO_FLAGS_ENV := RUSTFLAGS="--cfg erase_components" LEPTOS_OUTPUT_NAME=pulseboard
 
 .PHONY: run dev build test test-unit test-e2e test-autobahn setup setup-test lint clean
 

@@ -2,13 +2,20 @@
 //!
 //! During server rendering the server hands the page a [`TaskSource`] through
 //! Leptos context, so `app` never depends on the database crates. In the
-//! browser the same operations go over the REST API.
+//! browser the same operations go over the REST API; writes carry the
+//! signed-in user's bearer token, and a refusal keeps its status so the
+//! caller can tell an expired session (401) from any other error.
 
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{StreamPosition, Task};
 #[cfg(feature = "hydrate")]
-use crate::protocol::{ErrorBody, NewTask, TaskPatch};
+use crate::{
+    auth::{bearer, read_json, send, Failure},
+    protocol::{NewTask, TaskPatch},
+};
+#[cfg(feature = "hydrate")]
+use gloo_net::http::Request;
 
 /// A failure the UI can show as is.
 pub type UiError = String;
@@ -49,10 +56,7 @@ pub fn load_tasks() -> impl std::future::Future<Output = Result<Snapshot, UiErro
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
     {
         send_wrapper::SendWrapper::new(async move {
-            let resp = gloo_net::http::Request::get("/tasks")
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
+            let resp = send(Request::get("/tasks").build().map_err(local)?).await?;
             let tasks = read_json(resp, 200).await?;
             Ok(Snapshot { tasks, position: None })
         })
@@ -63,59 +67,40 @@ pub fn load_tasks() -> impl std::future::Future<Output = Result<Snapshot, UiErro
     }
 }
 
-/// Reads a JSON body if the status is the expected one, or the API's error
-/// message if not.
+/// `POST /tasks`, as the signed-in user.
 #[cfg(feature = "hydrate")]
-async fn read_json<T: serde::de::DeserializeOwned>(
-    resp: gloo_net::http::Response,
-    expected: u16,
-) -> Result<T, UiError> {
-    if resp.status() == expected {
-        return resp.json::<T>().await.map_err(|e| e.to_string());
-    }
-    let status = resp.status();
-    match resp.json::<ErrorBody>().await {
-        Ok(body) => Err(body.message),
-        Err(_) => Err(format!("the server answered {status}")),
-    }
-}
-
-/// `POST /tasks`.
-#[cfg(feature = "hydrate")]
-pub async fn create_task(body: NewTask) -> Result<Task, UiError> {
-    let resp = gloo_net::http::Request::post("/tasks")
-        .json(&body)
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    read_json(resp, 201).await
+pub async fn create_task(token: &str, body: NewTask) -> Result<Task, Failure> {
+    let req = bearer(Request::post("/tasks"), token).json(&body).map_err(local)?;
+    read_json(send(req).await?, 201).await
 }
 
 /// `PATCH /tasks/{id}` with `If-Match`, so a stale card never overwrites a
 /// newer edit.
 #[cfg(feature = "hydrate")]
-pub async fn update_task(id: i64, version: i64, patch: TaskPatch) -> Result<Task, UiError> {
-    let resp = gloo_net::http::Request::patch(&format!("/tasks/{id}"))
+pub async fn update_task(token: &str, id: i64, version: i64, patch: TaskPatch) -> Result<Task, Failure> {
+    let req = bearer(Request::patch(&format!("/tasks/{id}")), token)
         .header("If-Match", &format!("\"{version}\""))
         .json(&patch)
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    read_json(resp, 200).await
+        .map_err(local)?;
+    read_json(send(req).await?, 200).await
 }
 
 /// `DELETE /tasks/{id}` with `If-Match`.
 #[cfg(feature = "hydrate")]
-pub async fn delete_task(id: i64, version: i64) -> Result<(), UiError> {
-    let resp = gloo_net::http::Request::delete(&format!("/tasks/{id}"))
+pub async fn delete_task(token: &str, id: i64, version: i64) -> Result<(), Failure> {
+    let req = bearer(Request::delete(&format!("/tasks/{id}")), token)
         .header("If-Match", &format!("\"{version}\""))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+        .build()
+        .map_err(local)?;
+    let resp = send(req).await?;
     if resp.status() == 204 {
         return Ok(());
     }
     read_json::<serde_json::Value>(resp, 204).await.map(|_| ())
+}
+
+/// A request that could not even be built.
+#[cfg(feature = "hydrate")]
+fn local(e: gloo_net::Error) -> Failure {
+    Failure { status: None, message: e.to_string() }
 }

@@ -13,6 +13,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::protocol::{Event, Level, Payload, ServerMessage, Task, TaskStatus};
 
+/// What a personal topic's name starts with (`user:<name>`).
+const PERSONAL_PREFIX: &str = "user:";
+
 /// How many toasts stay on screen at once; older ones are dropped first.
 pub const MAX_TOASTS: usize = 4;
 
@@ -68,8 +71,14 @@ pub struct Board {
     pub toasts: VecDeque<Toast>,
     pub connection: Connection,
     next_toast: u64,
-    /// Last offset seen per topic, so a reconnect can resume.
+    /// Last offset seen per topic, so a reconnect can resume. Keyed by
+    /// topic, so the personal `user:<name>` stream never moves the `tasks`
+    /// position the task list is resumed from.
     pub positions: BTreeMap<String, (u64, String)>,
+    /// The personal topic this connection is subscribed to, if any: shown
+    /// on the connection pill, so a user (and a test) can tell that
+    /// notifications will arrive.
+    pub personal: Option<String>,
 }
 
 impl Board {
@@ -92,6 +101,9 @@ impl Board {
             }
             Action::Connection(c) => {
                 self.connection = c;
+                if c != Connection::Live {
+                    self.personal = None;
+                }
                 None
             }
             Action::Notify(level, text) => Some(self.toast(level, text)),
@@ -107,6 +119,9 @@ impl Board {
         match msg {
             ServerMessage::Event(event) => self.apply_event(event),
             ServerMessage::Subscribed { topic, position, .. } => {
+                if topic.starts_with(PERSONAL_PREFIX) {
+                    self.personal = Some(topic.clone());
+                }
                 self.positions.insert(topic, (position.offset, position.epoch));
                 None
             }
@@ -310,6 +325,47 @@ mod tests {
             reason: "lagged".into(),
         }));
         assert!(!board.positions.contains_key("tasks"));
+    }
+
+    #[test]
+    fn personal_notifications_toast_without_touching_the_tasks_position() {
+        let mut board = Board::default();
+        board.apply(event(7, Payload::TaskDeleted { id: 1, version: 1 }));
+        let note = Action::Server(ServerMessage::Event(Event {
+            topic: "user:bob".into(),
+            offset: 1,
+            epoch: "u".into(),
+            ts: Utc::now(),
+            payload: Payload::Notification {
+                title: "Task assigned to you".into(),
+                body: "ann assigned you “Ship”".into(),
+                level: Level::Info,
+            },
+        }));
+        assert!(board.apply(note).is_some());
+        assert_eq!(board.toasts.back().unwrap().text, "Task assigned to you: ann assigned you “Ship”");
+        assert_eq!(board.positions["tasks"], (7, "e".into()));
+        assert_eq!(board.positions["user:bob"], (1, "u".into()));
+        board.apply(Action::Server(ServerMessage::Resync {
+            topic: "user:bob".into(),
+            reason: "lagged".into(),
+        }));
+        assert_eq!(board.positions["tasks"], (7, "e".into()), "a gap elsewhere keeps the tasks position");
+    }
+
+    #[test]
+    fn the_personal_subscription_lasts_as_long_as_the_connection() {
+        let mut board = Board::default();
+        board.apply(Action::Connection(Connection::Live));
+        board.apply(Action::Server(ServerMessage::Subscribed {
+            id: 3,
+            topic: "user:bob".into(),
+            position: StreamPosition { offset: 0, epoch: "u".into() },
+            recovered: true,
+        }));
+        assert_eq!(board.personal.as_deref(), Some("user:bob"));
+        board.apply(Action::Connection(Connection::Offline));
+        assert_eq!(board.personal, None);
     }
 
     #[test]

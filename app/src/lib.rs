@@ -5,6 +5,7 @@
 //! [`protocol`] is shared by both and by the server's REST and WebSocket code.
 
 pub mod api;
+pub mod auth;
 pub mod board;
 mod components;
 #[cfg(feature = "hydrate")]

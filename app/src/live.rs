@@ -8,21 +8,58 @@
 //! list is reloaded over REST. Reconnects back off exponentially with
 //! jitter, and a connection that hears nothing (not even the heartbeat) for
 //! two heartbeat intervals is treated as dead.
+//!
+//! When someone is signed in, the connection sends `auth` with the token
+//! first and, once the server answers `authed`, subscribes to the user's
+//! personal topic, whose notifications become toasts. The token is sent
+//! in-band rather than as a subprotocol so it never appears in handshake
+//! headers. A connection belongs to one user: when the page signs in or out
+//! it is replaced by a new one (the server refuses another user's token on
+//! an authenticated connection anyway), while a refreshed token of the same
+//! user is just sent as another `auth`, which moves the server's expiry
+//! deadline. A close with 4001 (the token ran out regardless) or 4003 (the
+//! account was deleted) signs out.
 
+use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::future::{select, Either};
 use futures::{SinkExt, StreamExt};
-use gloo_net::websocket::{futures::WebSocket, Message};
+use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
+use send_wrapper::SendWrapper;
 
+use crate::auth::{Auth, Session};
 use crate::board::{Action, Board, Connection};
 use crate::components::Dispatch;
-use crate::protocol::{ClientMessage, ServerMessage, StreamPosition};
+use crate::protocol::{
+    user_topic, ClientMessage, ErrorCode, ServerMessage, StreamPosition, CLOSE_ACCOUNT_DELETED,
+    CLOSE_TOKEN_EXPIRED,
+};
 
 const TASKS: &str = "tasks";
 /// Silence allowed before the server's `hello` names its heartbeat.
 const DEFAULT_SILENCE_MS: u32 = 75_000;
 const MAX_BACKOFF_MS: u32 = 15_000;
+
+/// Tells the connection that the page's session changed; the connection
+/// compares it with the one it holds and decides what to do.
+pub struct SessionChanged;
+
+/// The receiving end of [`follow_session`], handed to [`connect`].
+pub type Changes = SendWrapper<UnboundedReceiver<SessionChanged>>;
+
+/// Creates an effect that reports every change of the sign-in state. Call
+/// it in a component body (not inside another effect, which would dispose
+/// it on its next run).
+pub fn follow_session(auth: Auth) -> Changes {
+    let (tx, rx) = unbounded::<SessionChanged>();
+    let tx: SendWrapper<UnboundedSender<SessionChanged>> = SendWrapper::new(tx);
+    Effect::new(move |_| {
+        auth.session();
+        let _ = tx.unbounded_send(SessionChanged);
+    });
+    SendWrapper::new(rx)
+}
 
 fn endpoint() -> Option<String> {
     let location = window().location();
@@ -36,73 +73,215 @@ fn backoff_ms(failures: u32) -> u32 {
     base + (js_sys::Math::random() * f64::from(base) * 0.3) as u32
 }
 
+/// Everything a connection needs from the page.
+#[derive(Clone, Copy)]
+pub struct Page {
+    pub board: RwSignal<Board>,
+    pub dispatch: Dispatch,
+    /// Reloads the task list after an unrecoverable gap.
+    pub reload: Callback<()>,
+    pub auth: Auth,
+    /// Signs out with the reason to show.
+    pub expired: Callback<String>,
+}
+
+/// How one connection ended.
+enum End {
+    /// It failed or was closed; `live` says whether it had got as far as a
+    /// confirmed subscription.
+    Dropped { live: bool },
+    /// The page signed in or out: reconnect at once as the new user.
+    SessionChanged,
+    /// The server closed it because the token ran out (4001) or the
+    /// account was deleted (4003): the session is over, with this reason.
+    SignedOut(&'static str),
+    /// The page that owned the connection is gone: stop for good.
+    PageGone,
+}
+
 /// Starts the connection loop; it runs as long as the page.
-pub fn connect(
-    board: RwSignal<Board>,
-    dispatch: Dispatch,
-    initial: Option<StreamPosition>,
-    reload: Callback<()>,
-) {
+pub fn connect(page: Page, initial: Option<StreamPosition>, mut changes: Changes) {
     leptos::task::spawn_local(async move {
         let Some(url) = endpoint() else { return };
         let mut since = initial;
         let mut failures = 0u32;
         loop {
-            dispatch.run(Action::Connection(Connection::Connecting));
-            let was_live = session(&url, since.clone(), dispatch, reload).await;
-            dispatch.run(Action::Connection(Connection::Offline));
-            failures = if was_live { 0 } else { failures.saturating_add(1) };
-            since = board.with_untracked(|b| {
+            page.dispatch.run(Action::Connection(Connection::Connecting));
+            let end = session(&url, since.clone(), page, &mut changes).await;
+            page.dispatch.run(Action::Connection(Connection::Offline));
+            since = page.board.with_untracked(|b| {
                 b.positions
                     .get(TASKS)
                     .map(|(offset, epoch)| StreamPosition { offset: *offset, epoch: epoch.clone() })
             });
-            TimeoutFuture::new(backoff_ms(failures)).await;
+            match end {
+                End::PageGone => return,
+                End::SessionChanged => failures = 0,
+                End::SignedOut(reason) => {
+                    failures = 0;
+                    page.expired.run(reason.into());
+                }
+                End::Dropped { live } => {
+                    failures = if live { 0 } else { failures.saturating_add(1) };
+                    TimeoutFuture::new(backoff_ms(failures)).await;
+                }
+            }
         }
     });
 }
 
-/// One connection, until it fails. Returns whether it got as far as a
-/// confirmed subscription.
+/// What the connection's loop waits for.
+enum Input {
+    Frame(Option<Result<Message, WebSocketError>>),
+    Changed,
+    Quiet,
+}
+
+/// Hands out command ids, and remembers the ones whose replies matter.
+#[derive(Default)]
+struct Ids {
+    next: u64,
+    tasks: u64,
+    auth: Vec<u64>,
+}
+
+impl Ids {
+    fn next(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+}
+
+/// The position to resume a topic from, if the board has seen it.
+fn position_of(board: RwSignal<Board>, topic: &str) -> Option<StreamPosition> {
+    board.with_untracked(|b| {
+        b.positions
+            .get(topic)
+            .map(|(offset, epoch)| StreamPosition { offset: *offset, epoch: epoch.clone() })
+    })
+}
+
+/// One connection, until it fails or the page's session changes.
 async fn session(
     url: &str,
     since: Option<StreamPosition>,
-    dispatch: Dispatch,
-    reload: Callback<()>,
-) -> bool {
-    let Ok(ws) = WebSocket::open(url) else { return false };
+    page: Page,
+    changes: &mut Changes,
+) -> End {
+    let dropped = End::Dropped { live: false };
+    let Ok(ws) = WebSocket::open(url) else { return dropped };
     let (mut tx, mut rx) = ws.split();
+    // The user this connection acts for, fixed for its lifetime.
+    let signed_in: Option<Session> = page.auth.session_untracked();
+    let mut sent_token = signed_in.as_ref().map(|s| s.token.clone());
+    let mut personal_subscribed = false;
+    let mut ids = Ids::default();
     let resuming = since.is_some();
-    let subscribe = ClientMessage::Subscribe { id: 1, topic: TASKS.into(), since };
-    let Ok(text) = serde_json::to_string(&subscribe) else { return false };
-    if tx.send(Message::Text(text)).await.is_err() {
-        return false;
+
+    let mut out = Vec::new();
+    if let Some(s) = &signed_in {
+        let id = ids.next();
+        ids.auth.push(id);
+        out.push(ClientMessage::Auth { id, token: s.token.clone() });
     }
+    ids.tasks = ids.next();
+    out.push(ClientMessage::Subscribe { id: ids.tasks, topic: TASKS.into(), since });
+    for msg in out {
+        if !send(&mut tx, &msg).await {
+            return dropped;
+        }
+    }
+
     let mut live = false;
     let mut silence_ms = DEFAULT_SILENCE_MS;
     loop {
-        let next = rx.next();
-        let quiet = TimeoutFuture::new(silence_ms);
-        let text = match select(next, quiet).await {
-            Either::Left((Some(Ok(Message::Text(text))), _)) => text,
-            Either::Left((Some(Ok(Message::Bytes(_))), _)) => continue,
+        let next = {
+            let frame = rx.next();
+            let changed = changes.next();
+            let quiet = TimeoutFuture::new(silence_ms);
+            match select(select(frame, changed), quiet).await {
+                Either::Left((Either::Left((frame, _)), _)) => Input::Frame(frame),
+                Either::Left((Either::Right((Some(SessionChanged), _)), _)) => Input::Changed,
+                Either::Left((Either::Right((None, _)), _)) => return End::PageGone,
+                Either::Right(_) => Input::Quiet,
+            }
+        };
+        let text = match next {
+            Input::Frame(Some(Ok(Message::Text(text)))) => text,
+            Input::Frame(Some(Ok(Message::Bytes(_)))) => continue,
+            Input::Frame(Some(Err(WebSocketError::ConnectionClose(e)))) if e.code == CLOSE_TOKEN_EXPIRED => {
+                return End::SignedOut("Your session expired; please sign in again.");
+            }
+            Input::Frame(Some(Err(WebSocketError::ConnectionClose(e)))) if e.code == CLOSE_ACCOUNT_DELETED => {
+                return End::SignedOut("Your account was deleted; you are signed out.");
+            }
             // Closed, failed, or silent for too long.
-            _ => return live,
+            Input::Frame(_) | Input::Quiet => return End::Dropped { live },
+            Input::Changed => {
+                let now = page.auth.session_untracked();
+                let same_user = now.as_ref().map(|s| &s.username) == signed_in.as_ref().map(|s| &s.username);
+                if !same_user {
+                    return End::SessionChanged;
+                }
+                // Same user, new token (a refresh): extend this connection.
+                let token = now.map(|s| s.token);
+                if token.is_some() && token != sent_token {
+                    let id = ids.next();
+                    ids.auth.push(id);
+                    let msg = ClientMessage::Auth { id, token: token.clone().unwrap_or_default() };
+                    if !send(&mut tx, &msg).await {
+                        return End::Dropped { live };
+                    }
+                    sent_token = token;
+                }
+                continue;
+            }
         };
         let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) else { continue };
         match &msg {
             ServerMessage::Hello { heartbeat_ms, .. } if *heartbeat_ms > 0 => {
                 silence_ms = u32::try_from(heartbeat_ms.saturating_mul(2) + 5_000).unwrap_or(u32::MAX);
             }
-            ServerMessage::Subscribed { recovered, .. } => {
+            ServerMessage::Subscribed { id, recovered, .. } if *id == ids.tasks => {
                 live = true;
-                dispatch.run(Action::Connection(Connection::Live));
+                page.dispatch.run(Action::Connection(Connection::Live));
                 if resuming && !recovered {
-                    reload.run(());
+                    page.reload.run(());
                 }
+            }
+            ServerMessage::Authed { user, .. } if !personal_subscribed => {
+                // Resume the personal topic too, so a notification sent
+                // while reconnecting is not lost.
+                let topic = user_topic(user);
+                let since = position_of(page.board, &topic);
+                let msg = ClientMessage::Subscribe { id: ids.next(), topic, since };
+                if !send(&mut tx, &msg).await {
+                    return End::Dropped { live };
+                }
+                personal_subscribed = true;
+            }
+            ServerMessage::Error { id: Some(id), code, .. }
+                if ids.auth.contains(id) && matches!(code, ErrorCode::Unauthorized | ErrorCode::Forbidden) =>
+            {
+                // The token was refused (account gone, server secret
+                // changed): the session is over. Signing out changes the
+                // session, which replaces this connection.
+                page.expired.run("Your session has ended; please sign in again.".into());
+                continue;
             }
             _ => {}
         }
-        dispatch.run(Action::Server(msg));
+        page.dispatch.run(Action::Server(msg));
+    }
+}
+
+/// Sends one command; false when the socket is gone.
+async fn send<S>(tx: &mut S, msg: &ClientMessage) -> bool
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    match serde_json::to_string(msg) {
+        Ok(text) => tx.send(Message::Text(text)).await.is_ok(),
+        Err(_) => false,
     }
 }

@@ -11,6 +11,14 @@ export class BoardPage {
   readonly submit: Locator;
   readonly formError: Locator;
   readonly toasts: Locator;
+  readonly assignee: Locator;
+  readonly username: Locator;
+  readonly password: Locator;
+  readonly signInButton: Locator;
+  readonly signUpButton: Locator;
+  readonly signInError: Locator;
+  readonly signedInAs: Locator;
+  readonly signOutButton: Locator;
 
   constructor(readonly page: Page) {
     this.app = page.getByTestId("app");
@@ -20,6 +28,29 @@ export class BoardPage {
     this.submit = page.getByTestId("create-task");
     this.formError = page.getByTestId("form-error");
     this.toasts = page.getByTestId("toast");
+    this.assignee = page.getByTestId("new-assignee");
+    this.username = page.getByTestId("signin-username");
+    this.password = page.getByTestId("signin-password");
+    this.signInButton = page.getByTestId("signin-submit");
+    this.signUpButton = page.getByTestId("signup-submit");
+    this.signInError = page.getByTestId("signin-error");
+    this.signedInAs = page.getByTestId("signed-in-as");
+    this.signOutButton = page.getByTestId("signout");
+  }
+
+  /** Signs in through the header form (the page must be hydrated). */
+  async signIn(user: User) {
+    await this.username.fill(user.username);
+    await this.password.fill(user.password);
+    await this.signInButton.click();
+    await expect(this.signedInAs).toContainText(user.username);
+  }
+
+  /** Opens the board, waits for it to hydrate and signs in. */
+  async gotoSignedIn(user: User) {
+    await this.goto();
+    await this.waitForHydration();
+    await this.signIn(user);
   }
 
   async goto() {
@@ -41,18 +72,72 @@ export class BoardPage {
     });
   }
 
-  async createTask(title: string, description = "", status: Status = "todo") {
+  async createTask(title: string, description = "", status: Status = "todo", assignee = "") {
     await this.title.fill(title);
     await this.description.fill(description);
     await this.status.selectOption(status);
+    await this.assignee.fill(assignee);
     await this.submit.click();
   }
 }
 
-/** Creates a task through the REST API, as another client would. */
-export async function createViaApi(request: APIRequestContext, title: string, description = "") {
-  const resp = await request.post("/tasks", { data: { title, description } });
-  expect(resp.status()).toBe(201);
+/** An account and, once signed in through the API, its bearer token. */
+export interface User {
+  username: string;
+  password: string;
+  token?: string;
+}
+
+/** A fresh account name: lowercase, starts with a letter, at most 32 characters. */
+export function uniqueUsername(prefix = "u"): string {
+  const suffix = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+  return `${prefix}-${suffix}`.toLowerCase().slice(0, 32);
+}
+
+/**
+ * Registers a fresh account through the API and signs it in (so it has a
+ * token). The name is `prefix` plus a unique suffix, or exactly `prefix`
+ * with `exact` (only on a fresh database).
+ */
+export async function registerUser(request: APIRequestContext, prefix = "u", exact = false): Promise<User> {
+  const username = exact ? prefix : uniqueUsername(prefix);
+  const user: User = { username, password: "correct horse battery" };
+  const resp = await request.post("/auth/register", {
+    data: { username: user.username, password: user.password },
+  });
+  expect(resp.status(), await resp.text()).toBe(201);
+  user.token = await tokenFor(request, user);
+  return user;
+}
+
+/** `POST /token` (the OAuth2 password grant, form-encoded). */
+export async function tokenFor(request: APIRequestContext, user: User): Promise<string> {
+  const resp = await request.post("/token", {
+    form: { username: user.username, password: user.password },
+  });
+  expect(resp.status(), await resp.text()).toBe(200);
+  return (await resp.json()).access_token;
+}
+
+/** The header that task writes need. */
+export function authHeader(user: User): Record<string, string> {
+  if (!user.token) throw new Error(`${user.username} has no token`);
+  return { Authorization: `Bearer ${user.token}` };
+}
+
+/** Creates a task through the REST API as `user`, as another client would. */
+export async function createViaApi(
+  request: APIRequestContext,
+  user: User,
+  title: string,
+  description = "",
+  assignee?: string,
+) {
+  const resp = await request.post("/tasks", {
+    data: { title, description, ...(assignee ? { assignee } : {}) },
+    headers: authHeader(user),
+  });
+  expect(resp.status(), await resp.text()).toBe(201);
   return resp.json();
 }
 

@@ -1,16 +1,16 @@
 import { expect, test } from "@playwright/test";
-import { BoardPage, unique } from "./board-page";
+import { BoardPage, registerUser, unique } from "./board-page";
 
-test("the form creates a task that appears without a reload", async ({ page }, testInfo) => {
+test("the form creates a task that appears without a reload", async ({ page, request }, testInfo) => {
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
   page.on("console", (m) => {
     if (m.type() === "error") errors.push(m.text());
   });
 
+  const user = await registerUser(request, "maker");
   const board = new BoardPage(page);
-  await board.goto();
-  await board.waitForHydration();
+  await board.gotoSignedIn(user);
   // A marker that a reload would wipe out.
   await page.evaluate(() => ((window as any).__noReload = true));
 
@@ -19,6 +19,7 @@ test("the form creates a task that appears without a reload", async ({ page }, t
 
   await expect(board.column("doing")).toContainText(title);
   await expect(board.card(title)).toContainText("and the changelog");
+  await expect(board.card(title).getByTestId("task-created-by")).toHaveText(`by ${user.username}`);
   await expect(board.title).toHaveValue("");
   await expect(board.toasts.filter({ hasText: title })).toBeVisible();
   expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
@@ -28,11 +29,27 @@ test("the form creates a task that appears without a reload", async ({ page }, t
   expect(errors).toEqual([]);
 });
 
-test("an invalid title is explained, not sent", async ({ page }) => {
+test("an invalid title is explained, not sent", async ({ page, request }) => {
   const board = new BoardPage(page);
-  await board.goto();
-  await board.waitForHydration();
+  await board.gotoSignedIn(await registerUser(request));
   await board.title.fill("   ");
   await board.submit.click();
   await expect(board.formError).toHaveText("title must not be empty");
+});
+
+test("a task can be assigned, and an unknown assignee is refused", async ({ page, request }) => {
+  const owner = await registerUser(request, "owner");
+  const helper = await registerUser(request, "helper");
+  const board = new BoardPage(page);
+  await board.gotoSignedIn(owner);
+
+  const title = unique("Hand it over");
+  await board.createTask(title, "", "todo", helper.username);
+  await expect(board.card(title).getByTestId("task-assignee")).toHaveText(`→ ${helper.username}`);
+  await expect(board.assignee).toHaveValue("");
+
+  const nobody = unique("Nobody takes it");
+  await board.createTask(nobody, "", "todo", "no-such-user");
+  await expect(board.formError).toContainText("no-such-user");
+  await expect(board.card(nobody)).toHaveCount(0);
 });

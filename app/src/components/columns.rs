@@ -2,7 +2,8 @@
 
 use leptos::prelude::*;
 
-use super::Dispatch;
+use super::{Dispatch, SIGN_IN_HINT};
+use crate::auth::Auth;
 use crate::board::Board;
 use crate::protocol::{Task, TaskStatus};
 #[cfg(feature = "hydrate")]
@@ -13,7 +14,7 @@ use crate::{
 
 /// One column per status, each listing its tasks in id order.
 #[component]
-pub fn Columns(base: Vec<Task>, board: RwSignal<Board>, dispatch: Dispatch) -> impl IntoView {
+pub fn Columns(base: Vec<Task>, board: RwSignal<Board>, dispatch: Dispatch, auth: Auth) -> impl IntoView {
     let base = StoredValue::new(base);
     TaskStatus::ALL
         .into_iter()
@@ -29,7 +30,7 @@ pub fn Columns(base: Vec<Task>, board: RwSignal<Board>, dispatch: Dispatch) -> i
                     </h2>
                     <ul class="cards">
                         <For each=tasks key=|t| (t.id, t.version) let:task>
-                            <TaskCard task dispatch/>
+                            <TaskCard task dispatch auth/>
                         </For>
                     </ul>
                     <Show when=move || count() == 0>
@@ -50,34 +51,82 @@ fn neighbours(status: TaskStatus) -> (Option<TaskStatus>, Option<TaskStatus>) {
     }
 }
 
-/// A card: title, description, and buttons to move or delete it.
+/// The signed-in user's token, or a toast saying that signing in is needed.
+/// The buttons are disabled while signed out, so this is a safety net.
+#[cfg(feature = "hydrate")]
+fn token_or_hint(auth: Auth, dispatch: Dispatch) -> Option<String> {
+    let token = auth.session_untracked().map(|s| s.token);
+    if token.is_none() {
+        dispatch.run(Action::Notify(Level::Warning, SIGN_IN_HINT.into()));
+    }
+    token
+}
+
+/// Shows a failed write, unless it ended the session (which toasts itself).
+#[cfg(feature = "hydrate")]
+fn report(auth: Auth, dispatch: Dispatch, failure: crate::auth::Failure) {
+    if let Some(message) = super::write_failed(auth, dispatch, failure) {
+        dispatch.run(Action::Notify(Level::Error, message));
+    }
+}
+
+/// A card: title, description, who made it and who has it, and buttons to
+/// move or delete it (disabled while signed out).
 #[component]
-fn TaskCard(task: Task, dispatch: Dispatch) -> impl IntoView {
+fn TaskCard(task: Task, dispatch: Dispatch, auth: Auth) -> impl IntoView {
     let (back, forward) = neighbours(task.status);
     let id = task.id;
     let version = task.version;
     let move_to = move |target: TaskStatus| {
         #[cfg(feature = "hydrate")]
-        leptos::task::spawn_local(async move {
-            let patch = TaskPatch { status: Some(target), ..TaskPatch::default() };
-            match crate::api::update_task(id, version, patch).await {
-                Ok(task) => dispatch.run(Action::Upsert(task)),
-                Err(e) => dispatch.run(Action::Notify(Level::Error, e)),
-            }
-        });
+        {
+            let Some(token) = token_or_hint(auth, dispatch) else { return };
+            leptos::task::spawn_local(async move {
+                let patch = TaskPatch { status: Some(target), ..TaskPatch::default() };
+                match crate::api::update_task(&token, id, version, patch).await {
+                    Ok(task) => dispatch.run(Action::Upsert(task)),
+                    Err(e) => report(auth, dispatch, e),
+                }
+            });
+        }
         #[cfg(not(feature = "hydrate"))]
         let _ = (target, dispatch, version);
     };
     let delete = move |_| {
         #[cfg(feature = "hydrate")]
-        leptos::task::spawn_local(async move {
-            match crate::api::delete_task(id, version).await {
-                Ok(()) => dispatch.run(Action::Removed(id)),
-                Err(e) => dispatch.run(Action::Notify(Level::Error, e)),
-            }
-        });
+        {
+            let Some(token) = token_or_hint(auth, dispatch) else { return };
+            leptos::task::spawn_local(async move {
+                match crate::api::delete_task(&token, id, version).await {
+                    Ok(()) => dispatch.run(Action::Removed(id)),
+                    Err(e) => report(auth, dispatch, e),
+                }
+            });
+        }
     };
+    let signed_out = move || !auth.signed_in();
+    let hint = move || signed_out().then_some(SIGN_IN_HINT);
     let updated = task.updated_at.format("%b %-d, %H:%M").to_string();
+    let people = (task.created_by.is_some() || task.assignee.is_some()).then(|| {
+        view! {
+            <div class="task-people">
+                {task
+                    .created_by
+                    .clone()
+                    .map(|by| view! { <span class="by" data-testid="task-created-by">{format!("by {by}")}</span> })}
+                {task
+                    .assignee
+                    .clone()
+                    .map(|to| {
+                        view! {
+                            <span class="assignee" data-testid="task-assignee" title="Assigned to">
+                                {format!("→ {to}")}
+                            </span>
+                        }
+                    })}
+            </div>
+        }
+    });
     view! {
         <li class="task" data-testid="task" data-task-id=id.to_string()>
             <h3 class="task-title" data-testid="task-title">{task.title.clone()}</h3>
@@ -87,6 +136,7 @@ fn TaskCard(task: Task, dispatch: Dispatch) -> impl IntoView {
             }>
                 <p class="task-description">{task.description.clone()}</p>
             </Show>
+            {people}
             <div class="task-meta">
                 <span title="Task id and version">{format!("#{id} · v{version}")}</span>
                 <span>{updated.clone()}</span>
@@ -95,7 +145,13 @@ fn TaskCard(task: Task, dispatch: Dispatch) -> impl IntoView {
                 {back
                     .map(|s| {
                         view! {
-                            <button class="ghost" data-testid="move-back" on:click=move |_| move_to(s)>
+                            <button
+                                class="ghost"
+                                data-testid="move-back"
+                                disabled=signed_out
+                                title=hint
+                                on:click=move |_| move_to(s)
+                            >
                                 {format!("← {}", s.label())}
                             </button>
                         }
@@ -103,12 +159,24 @@ fn TaskCard(task: Task, dispatch: Dispatch) -> impl IntoView {
                 {forward
                     .map(|s| {
                         view! {
-                            <button class="ghost" data-testid="move-forward" on:click=move |_| move_to(s)>
+                            <button
+                                class="ghost"
+                                data-testid="move-forward"
+                                disabled=signed_out
+                                title=hint
+                                on:click=move |_| move_to(s)
+                            >
                                 {format!("{} →", s.label())}
                             </button>
                         }
                     })}
-                <button class="ghost danger" data-testid="delete-task" on:click=delete>
+                <button
+                    class="ghost danger"
+                    data-testid="delete-task"
+                    disabled=signed_out
+                    title=hint
+                    on:click=delete
+                >
                     "Delete"
                 </button>
             </div>

@@ -1,5 +1,6 @@
 //! The page's components. Each file holds one piece of the board.
 
+mod account;
 mod columns;
 mod task_form;
 mod toasts;
@@ -7,7 +8,11 @@ mod toasts;
 use leptos::prelude::*;
 
 use crate::api::load_tasks;
+use crate::auth::Auth;
 use crate::board::{Action, Board, Connection};
+#[cfg(feature = "hydrate")]
+use crate::{auth::Failure, protocol::Level};
+use account::AccountArea;
 use columns::Columns;
 use task_form::NewTaskForm;
 use toasts::Toasts;
@@ -20,7 +25,34 @@ pub type Dispatch = Callback<Action>;
 #[cfg(feature = "hydrate")]
 const TOAST_MS: u64 = 5_000;
 
-/// The board page: the composer on the left, the three columns, the toasts.
+/// Shown wherever a write needs an account.
+pub const SIGN_IN_HINT: &str = "Sign in to add or change tasks";
+
+/// Ends the session because the server no longer accepts its token, and
+/// says so. Does nothing if already signed out, so one expiry noticed in
+/// several places shows one toast.
+#[cfg(feature = "hydrate")]
+pub fn end_session(auth: Auth, dispatch: Dispatch, reason: String) {
+    if auth.session_untracked().is_some() {
+        auth.sign_out();
+        dispatch.run(Action::Notify(Level::Warning, reason));
+    }
+}
+
+/// Handles a failed task write: a 401 ends the session (with a toast);
+/// anything else is returned for the caller to show.
+#[cfg(feature = "hydrate")]
+pub fn write_failed(auth: Auth, dispatch: Dispatch, failure: Failure) -> Option<String> {
+    if failure.is_unauthorized() {
+        end_session(auth, dispatch, "Your session has expired; please sign in again.".into());
+        None
+    } else {
+        Some(failure.message)
+    }
+}
+
+/// The board page: the header with the account area, the composer on the
+/// left, the three columns, the toasts.
 ///
 /// The task list is a `Resource` loaded during server rendering, so the page
 /// is complete before (and without) JavaScript; after hydration every change
@@ -45,18 +77,29 @@ pub fn BoardPage() -> impl IntoView {
         let _ = toast;
     });
     let tasks = Resource::new(|| (), |_| load_tasks());
+    // Rendered signed out; the stored session is restored after hydration.
+    let auth = Auth::new();
 
-    // Once the snapshot is there, open the live connection from its
-    // position. Effects run only in the browser.
+    // In the browser only (effects never run on the server): restore the
+    // stored session and keep its token fresh, let the live connection
+    // follow sign-ins and sign-outs, and once the snapshot is there, open
+    // that connection from the snapshot's position.
     #[cfg(feature = "hydrate")]
     {
-        let started = StoredValue::new(false);
-        let reload = Callback::new(move |()| tasks.refetch());
+        let expired = Callback::new(move |reason: String| end_session(auth, dispatch, reason));
+        crate::auth::start(auth, expired);
+        let changes = StoredValue::new(Some(crate::live::follow_session(auth)));
+        let page = crate::live::Page {
+            board,
+            dispatch,
+            reload: Callback::new(move |()| tasks.refetch()),
+            auth,
+            expired,
+        };
         Effect::new(move |_| {
             if let Some(Ok(snapshot)) = tasks.get() {
-                if !started.get_value() {
-                    started.set_value(true);
-                    crate::live::connect(board, dispatch, snapshot.position, reload);
+                if let Some(changes) = changes.try_update_value(Option::take).flatten() {
+                    crate::live::connect(page, snapshot.position, changes);
                 }
             }
         });
@@ -76,10 +119,11 @@ pub fn BoardPage() -> impl IntoView {
                 </div>
                 <p class="tagline">"Live tasks and notifications"</p>
                 <ConnectionPill board/>
+                <AccountArea auth dispatch hydrated=hydrated.read_only()/>
             </header>
             <main class="layout">
                 <aside class="composer">
-                    <NewTaskForm dispatch/>
+                    <NewTaskForm dispatch auth/>
                 </aside>
                 <section class="board" aria-label="Task board">
                     // Transition, not Suspense: a reload after a gap keeps
@@ -90,7 +134,7 @@ pub fn BoardPage() -> impl IntoView {
                                 .get()
                                 .map(|res| match res {
                                     Ok(snapshot) => {
-                                        view! { <Columns base=snapshot.tasks board dispatch/> }
+                                        view! { <Columns base=snapshot.tasks board dispatch auth/> }
                                             .into_any()
                                     }
                                     Err(e) => {
@@ -123,6 +167,12 @@ fn ConnectionPill(board: RwSignal<Board>) -> impl IntoView {
                 Connection::Offline => "conn conn-offline",
             }
             data-testid="connection"
+            data-personal=move || board.with(|b| b.personal.clone().unwrap_or_default())
+            title=move || {
+                board
+                    .with(|b| b.personal.is_some())
+                    .then_some("Connected; your personal notifications arrive here too")
+            }
             data-state=move || match state() {
                 Connection::Live => "live",
                 Connection::Connecting => "connecting",

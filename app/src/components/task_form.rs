@@ -2,22 +2,27 @@
 
 use leptos::prelude::*;
 
-use super::Dispatch;
-use crate::protocol::{TaskStatus, DESCRIPTION_MAX_CHARS, TITLE_MAX_CHARS};
+use super::{Dispatch, SIGN_IN_HINT};
+use crate::auth::Auth;
+use crate::protocol::{TaskStatus, DESCRIPTION_MAX_CHARS, TITLE_MAX_CHARS, USERNAME_MAX};
 #[cfg(feature = "hydrate")]
 use crate::{
     board::Action,
-    protocol::{validate_title, NewTask},
+    protocol::{validate_title, validate_username, NewTask},
 };
 
 /// Creates a task over REST without reloading the page. The new card is
 /// added from the REST answer at once; the event that follows on the live
 /// socket is recognised by its version and not shown twice.
+///
+/// Writing needs an account, so while signed out the fields are disabled
+/// and a hint says why (the server would answer 401 anyway).
 #[component]
-pub fn NewTaskForm(dispatch: Dispatch) -> impl IntoView {
+pub fn NewTaskForm(dispatch: Dispatch, auth: Auth) -> impl IntoView {
     let title = RwSignal::new(String::new());
     let description = RwSignal::new(String::new());
     let status = RwSignal::new(TaskStatus::Todo.as_str().to_owned());
+    let assignee = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
 
@@ -32,63 +37,94 @@ pub fn NewTaskForm(dispatch: Dispatch) -> impl IntoView {
                     return;
                 }
             };
+            let who = assignee.get_untracked().trim().to_owned();
+            if !who.is_empty() {
+                if let Err(e) = validate_username(&who) {
+                    error.set(Some(format!("assignee: {e}")));
+                    return;
+                }
+            }
+            let Some(token) = auth.session_untracked().map(|s| s.token) else {
+                error.set(Some(SIGN_IN_HINT.to_owned()));
+                return;
+            };
             let body = NewTask {
                 title: t,
                 description: Some(description.get_untracked()),
                 status: TaskStatus::parse(&status.get_untracked()),
+                assignee: (!who.is_empty()).then_some(who),
                 ..NewTask::default()
             };
             pending.set(true);
             error.set(None);
             leptos::task::spawn_local(async move {
-                match crate::api::create_task(body).await {
+                match crate::api::create_task(&token, body).await {
                     Ok(task) => {
                         title.set(String::new());
                         description.set(String::new());
+                        assignee.set(String::new());
                         dispatch.run(Action::Created(task));
                     }
-                    Err(e) => error.set(Some(e)),
+                    Err(e) => error.set(super::write_failed(auth, dispatch, e)),
                 }
                 pending.set(false);
             });
         }
         #[cfg(not(feature = "hydrate"))]
-        let _ = (dispatch, description, status);
+        let _ = (dispatch, description, status, assignee);
     };
+    let signed_out = move || !auth.signed_in();
 
     view! {
         <form class="card new-task" on:submit=on_submit data-testid="new-task-form">
             <h2>"New task"</h2>
-            <label for="new-title">"Title"</label>
-            <input
-                id="new-title"
-                name="title"
-                data-testid="new-title"
-                required
-                maxlength=TITLE_MAX_CHARS.to_string()
-                placeholder="What needs doing?"
-                bind:value=title
-            />
-            <label for="new-description">"Description"</label>
-            <textarea
-                id="new-description"
-                name="description"
-                data-testid="new-description"
-                rows="4"
-                maxlength=DESCRIPTION_MAX_CHARS.to_string()
-                placeholder="Details, links, acceptance criteria…"
-                bind:value=description
-            ></textarea>
-            <label for="new-status">"Column"</label>
-            <select id="new-status" name="status" data-testid="new-status" bind:value=status>
-                {TaskStatus::ALL
-                    .into_iter()
-                    .map(|s| view! { <option value=s.as_str()>{s.label()}</option> })
-                    .collect_view()}
-            </select>
-            <button type="submit" data-testid="create-task" disabled=move || pending.get()>
-                {move || if pending.get() { "Adding…" } else { "Add task" }}
-            </button>
+            <Show when=signed_out>
+                <p class="hint" data-testid="signin-hint">{SIGN_IN_HINT}</p>
+            </Show>
+            <fieldset disabled=signed_out>
+                <label for="new-title">"Title"</label>
+                <input
+                    id="new-title"
+                    name="title"
+                    data-testid="new-title"
+                    required
+                    maxlength=TITLE_MAX_CHARS.to_string()
+                    placeholder="What needs doing?"
+                    bind:value=title
+                />
+                <label for="new-description">"Description"</label>
+                <textarea
+                    id="new-description"
+                    name="description"
+                    data-testid="new-description"
+                    rows="4"
+                    maxlength=DESCRIPTION_MAX_CHARS.to_string()
+                    placeholder="Details, links, acceptance criteria…"
+                    bind:value=description
+                ></textarea>
+                <label for="new-status">"Column"</label>
+                <select id="new-status" name="status" data-testid="new-status" bind:value=status>
+                    {TaskStatus::ALL
+                        .into_iter()
+                        .map(|s| view! { <option value=s.as_str()>{s.label()}</option> })
+                        .collect_view()}
+                </select>
+                <label for="new-assignee">"Assignee " <span class="optional">"(optional)"</span></label>
+                <input
+                    id="new-assignee"
+                    name="assignee"
+                    data-testid="new-assignee"
+                    maxlength=USERNAME_MAX.to_string()
+                    placeholder="username"
+                    autocomplete="off"
+                    autocapitalize="none"
+                    spellcheck="false"
+                    bind:value=assignee
+                />
+                <button type="submit" data-testid="create-task" disabled=move || pending.get()>
+                    {move || if pending.get() { "Adding…" } else { "Add task" }}
+                </button>
+            </fieldset>
             <Show when=move || error.get().is_some()>
                 <p class="form-error" role="alert" data-testid="form-error">
                     {move || error.get().unwrap_or_default()}

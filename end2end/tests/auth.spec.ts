@@ -1,0 +1,176 @@
+import { expect, test } from "@playwright/test";
+import {
+  authHeader,
+  BoardPage,
+  createViaApi,
+  registerUser,
+  unique,
+  uniqueUsername,
+} from "./board-page";
+
+const STORAGE_KEY = "pulseboard.session";
+
+test("sign up, write, stay signed in across a reload, sign out", async ({ page }) => {
+  const board = new BoardPage(page);
+  await board.goto();
+  await board.waitForHydration();
+  // Signed out: the board is there, writing is not.
+  await expect(board.submit).toBeDisabled();
+  await expect(page.getByTestId("signin-hint")).toHaveText("Sign in to add or change tasks");
+
+  const username = uniqueUsername("new");
+  await board.username.fill(username);
+  await board.password.fill("a long enough password");
+  await board.signUpButton.click();
+  await expect(board.signedInAs).toHaveText(`Signed in as ${username}`);
+  await expect(page.getByTestId("signin-hint")).toHaveCount(0);
+
+  const title = unique("My first task");
+  await board.createTask(title);
+  await expect(board.card(title).getByTestId("task-created-by")).toHaveText(`by ${username}`);
+
+  await page.reload();
+  await board.waitForHydration();
+  await expect(board.signedInAs).toHaveText(`Signed in as ${username}`);
+  await expect(board.submit).toBeEnabled();
+  await expect(board.card(title).getByTestId("move-forward")).toBeEnabled();
+
+  await board.signOutButton.click();
+  await expect(board.username).toBeVisible();
+  await expect(board.signedInAs).toHaveCount(0);
+  await expect(board.submit).toBeDisabled();
+  await expect(board.card(title).getByTestId("move-forward")).toBeDisabled();
+  expect(await page.evaluate((key) => localStorage.getItem(key), STORAGE_KEY)).toBeNull();
+  // Still signed out after a reload.
+  await page.reload();
+  await board.waitForHydration();
+  await expect(board.username).toBeEnabled();
+  await expect(board.signedInAs).toHaveCount(0);
+});
+
+test("a wrong password shows the server's message", async ({ page, request }) => {
+  const user = await registerUser(request, "forgetful");
+  const board = new BoardPage(page);
+  await board.goto();
+  await board.waitForHydration();
+  await board.username.fill(user.username);
+  await board.password.fill("not the password");
+  await board.signInButton.click();
+  await expect(board.signInError).toHaveText("incorrect username or password");
+  await expect(board.signedInAs).toHaveCount(0);
+});
+
+test("the account rules are explained before anything is sent", async ({ page, request }) => {
+  const taken = await registerUser(request, "taken");
+  const board = new BoardPage(page);
+  await board.goto();
+  await board.waitForHydration();
+  await board.username.fill(uniqueUsername("short"));
+  await board.password.fill("1234567");
+  await board.signUpButton.click();
+  await expect(board.signInError).toHaveText("password must be at least 8 characters");
+  await board.username.fill("Not Valid");
+  await board.password.fill("long enough now");
+  await board.signUpButton.click();
+  await expect(board.signInError).toContainText("username may contain only lowercase letters");
+  // A name that is taken is the server's to say.
+  await board.username.fill(taken.username);
+  await board.signUpButton.click();
+  await expect(board.signInError).toHaveText("that username is taken");
+});
+
+test("an expired stored session is discarded on load", async ({ page, request }) => {
+  const user = await registerUser(request, "stale");
+  await page.goto("/");
+  await page.evaluate(
+    ([key, session]) => localStorage.setItem(key, JSON.stringify(session)),
+    [
+      STORAGE_KEY,
+      { username: user.username, token: user.token, issued_at_ms: 0, expires_at_ms: Date.now() - 1000 },
+    ] as const,
+  );
+  const board = new BoardPage(page);
+  await page.reload();
+  await board.waitForHydration();
+  await expect(board.username).toBeEnabled();
+  await expect(board.signedInAs).toHaveCount(0);
+  expect(await page.evaluate((key) => localStorage.getItem(key), STORAGE_KEY)).toBeNull();
+});
+
+test("the token is refreshed before it expires and stored", async ({ page, request }) => {
+  const user = await registerUser(request, "fresh");
+  const board = new BoardPage(page);
+  await board.gotoSignedIn(user);
+  // Pretend the stored token is five hours into a six-hour life, past the
+  // point where a refresh is due: the page refreshes it once restored.
+  const backdated = await page.evaluate((key) => {
+    const s = JSON.parse(localStorage.getItem(key)!);
+    s.issued_at_ms = s.expires_at_ms - 6 * 3600_000;
+    localStorage.setItem(key, JSON.stringify(s));
+    return s.issued_at_ms as number;
+  }, STORAGE_KEY);
+  await page.reload();
+  await board.waitForHydration();
+  await expect(board.signedInAs).toContainText(user.username);
+  await expect
+    .poll(async () =>
+      page.evaluate((key) => JSON.parse(localStorage.getItem(key) ?? "{}").issued_at_ms ?? 0, STORAGE_KEY),
+    )
+    .toBeGreaterThan(backdated + 3600_000);
+  // The fresh token works for writes.
+  const title = unique("Written with a refreshed token");
+  await board.createTask(title);
+  await expect(board.card(title)).toBeVisible();
+  await expect(board.signedInAs).toContainText(user.username);
+});
+
+test("a write refused with 401 signs out and asks to sign in again", async ({ page, request }) => {
+  const user = await registerUser(request, "revoked");
+  const board = new BoardPage(page);
+  await board.gotoSignedIn(user);
+  // The server stops accepting this token (as after a secret rotation)
+  // while the page still holds it.
+  await page.route("**/tasks", async (route) => {
+    if (route.request().method() !== "POST") return route.continue();
+    await route.fulfill({
+      status: 401,
+      contentType: "application/json",
+      body: JSON.stringify({ error: "unauthorized", message: "the token is invalid" }),
+    });
+  });
+  const title = unique("Never stored");
+  await board.createTask(title);
+  await expect(board.toasts.filter({ hasText: "please sign in again" })).toBeVisible();
+  await expect(board.signedInAs).toHaveCount(0);
+  await expect(board.submit).toBeDisabled();
+  await expect(board.card(title)).toHaveCount(0);
+});
+
+test("deleting the account elsewhere signs the page out", async ({ page, request }) => {
+  const user = await registerUser(request, "leaving");
+  const board = new BoardPage(page);
+  await board.gotoSignedIn(user);
+  await expect(page.getByTestId("connection")).toHaveAttribute("data-personal", `user:${user.username}`);
+  expect((await request.delete("/users/me", { headers: authHeader(user) })).status()).toBe(204);
+  await expect(board.toasts.filter({ hasText: "account was deleted" })).toBeVisible();
+  await expect(board.signedInAs).toHaveCount(0);
+  await expect(board.submit).toBeDisabled();
+  await expect(page.getByTestId("connection")).toHaveAttribute("data-state", "live");
+});
+
+test("a task assigned by someone else notifies the assignee live", async ({ browser, request }) => {
+  const bob = await registerUser(request, "bob");
+  const ann = await registerUser(request, "ann");
+  const page = await (await browser.newContext()).newPage();
+  const board = new BoardPage(page);
+  await board.gotoSignedIn(bob);
+  // Subscribed to bob's personal topic on the (re)connected socket.
+  await expect(page.getByTestId("connection")).toHaveAttribute("data-personal", `user:${bob.username}`);
+
+  const title = unique("Fix the flaky test");
+  await createViaApi(request, ann, title, "", bob.username);
+  await expect(
+    board.toasts.filter({ hasText: `Task assigned to you: ${ann.username} assigned you “${title}”` }),
+  ).toBeVisible({ timeout: 3_000 });
+  await expect(board.card(title).getByTestId("task-assignee")).toHaveText(`→ ${bob.username}`);
+});
