@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # hydrate).
 CARGO_FLAGS_ENV := RUSTFLAGS="--cfg erase_components" LEPTOS_OUTPUT_NAME=pulseboard
 
-.PHONY: run dev build test test-unit test-e2e test-autobahn setup setup-test lint clean
+.PHONY: run dev build test test-unit test-e2e test-autobahn test-release setup setup-test lint clean
 
 setup:
 	scripts/setup.sh build
@@ -34,7 +34,7 @@ build: setup
 
 ## Every test: unit and black-box Rust tests, the browser tests, and the
 ## Autobahn protocol conformance suite.
-test: setup-test test-unit lint test-e2e test-autobahn
+test: setup-test test-unit lint test-e2e test-autobahn test-release
 
 # The store's PostgreSQL test runs when a server answers locally (it works
 # in a schema of its own and drops it); override or empty the URL to choose.
@@ -54,6 +54,12 @@ test-e2e:
 test-autobahn:
 	cargo leptos build
 	scripts/autobahn.sh
+
+## What `make run` serves: the release build (optimised WASM, no erased
+## components), with the browser tests run against it too.
+test-release:
+	cargo leptos build --release
+	E2E_SERVER_BIN=target/release/pulseboard scripts/e2e.sh
 
 lint:
 	$(CARGO_FLAGS_ENV) cargo clippy -p server --all-targets -- -D warnings

@@ -1,4 +1,7 @@
 //! The browser entry point: hydrates the server-rendered page.
+// Leptos views are nested types; without erased components (release
+// builds) the board's type is deeper than rustc's default limit of 128.
+#![recursion_limit = "256"]
 
 /// Called by the generated JavaScript once the WASM module is loaded.
 #[wasm_bindgen::prelude::wasm_bindgen]
