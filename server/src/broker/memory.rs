@@ -4,6 +4,13 @@
 //! A topic's epoch is created with the topic: a restart loses the history,
 //! and the new epoch tells resuming clients so instead of silently reusing
 //! offsets.
+//!
+//! A topic is forgotten once nobody here is subscribed, its history has
+//! expired, and it has been idle for the history's age, so clients cycling
+//! through topic names cannot grow the map without bound, while a client
+//! that left a quiet topic a moment ago still resumes it exactly. A topic
+//! that comes back starts a new epoch, which resuming clients see as
+//! `recovered: false`, never as silently reused offsets.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +37,8 @@ pub struct HistoryLimits {
 struct Topic {
     epoch: String,
     offset: u64,
+    /// Last publish, subscribe, unsubscribe or position read.
+    touched: Instant,
     /// (publish time, event), oldest first.
     events: VecDeque<(Instant, Event)>,
 }
@@ -56,6 +65,36 @@ impl Topic {
 struct State {
     topics: HashMap<String, Topic>,
     subscribed: HashSet<String>,
+    /// Operations since the last sweep of idle topics.
+    since_sweep: u32,
+}
+
+/// Operations (publishes, subscribes, position reads) between two sweeps of
+/// idle topics: often enough to bound the map, rarely enough that the
+/// O(topics) walk costs nothing per operation.
+const SWEEP_EVERY: u32 = 1024;
+
+impl State {
+    /// Drops every topic that nobody here subscribes to, whose history has
+    /// expired, and that nobody has touched for the history's age.
+    fn sweep(&mut self, limits: HistoryLimits, now: Instant) {
+        let subscribed = &self.subscribed;
+        self.topics.retain(|name, topic| {
+            topic.prune(limits, now);
+            subscribed.contains(name)
+                || !topic.events.is_empty()
+                || now.saturating_duration_since(topic.touched) <= limits.max_age
+        });
+        self.since_sweep = 0;
+    }
+
+    /// Counts an operation and sweeps every [`SWEEP_EVERY`] of them.
+    fn tick(&mut self, limits: HistoryLimits, now: Instant) {
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY {
+            self.sweep(limits, now);
+        }
+    }
 }
 
 /// The in-memory broker. Cheap to clone.
@@ -78,7 +117,7 @@ impl MemoryBroker {
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         MemoryBroker {
-            state: Arc::new(Mutex::new(State { topics: HashMap::new(), subscribed: HashSet::new() })),
+            state: Arc::new(Mutex::new(State { topics: HashMap::new(), subscribed: HashSet::new(), since_sweep: 0 })),
             deliver,
             limits,
             node: format!(
@@ -98,7 +137,12 @@ impl MemoryBroker {
 
     fn new_topic(&self) -> Topic {
         let n = self.epochs.fetch_add(1, Ordering::Relaxed);
-        Topic { epoch: format!("{}-{n}", self.node), offset: 0, events: VecDeque::new() }
+        Topic {
+            epoch: format!("{}-{n}", self.node),
+            offset: 0,
+            touched: Instant::now(),
+            events: VecDeque::new(),
+        }
     }
 }
 
@@ -117,6 +161,7 @@ impl Broker for MemoryBroker {
                 }
             };
             entry.offset += 1;
+            entry.touched = now;
             let event = Event {
                 topic: topic.to_owned(),
                 offset: entry.offset,
@@ -132,18 +177,26 @@ impl Broker for MemoryBroker {
             if deliver {
                 (self.deliver)(event.clone());
             }
+            state.tick(limits, now);
             event
         };
         Box::pin(future::ready(Ok(event)))
     }
 
     fn subscribe(&self, topic: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
-        self.lock().subscribed.insert(topic.to_owned());
+        let mut state = self.lock();
+        state.subscribed.insert(topic.to_owned());
+        state.tick(self.limits, Instant::now());
         Box::pin(future::ready(Ok(())))
     }
 
     fn unsubscribe(&self, topic: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
-        self.lock().subscribed.remove(topic);
+        let mut state = self.lock();
+        state.subscribed.remove(topic);
+        // The idle clock starts now: whoever just left may resume.
+        if let Some(t) = state.topics.get_mut(topic) {
+            t.touched = Instant::now();
+        }
         Box::pin(future::ready(Ok(())))
     }
 
@@ -156,13 +209,18 @@ impl Broker for MemoryBroker {
 
     fn position(&self, topic: &str) -> BoxFuture<'_, Result<StreamPosition, BrokerError>> {
         let mut state = self.lock();
-        let pos = match state.topics.get(topic) {
-            Some(t) => t.position(),
+        let now = Instant::now();
+        let pos = match state.topics.get_mut(topic) {
+            Some(t) => {
+                t.touched = now;
+                t.position()
+            }
             None => {
                 let t = self.new_topic();
                 state.topics.entry(topic.to_owned()).or_insert(t).position()
             }
         };
+        state.tick(self.limits, now);
         Box::pin(future::ready(Ok(pos)))
     }
 
@@ -271,6 +329,38 @@ mod tests {
         assert_eq!(b.history("user:bob", &start).await.unwrap(), Recovery::Gap);
         let zero = StreamPosition { offset: 0, epoch: fresh.epoch };
         assert_eq!(b.history("user:bob", &zero).await.unwrap(), Recovery::Complete(vec![]));
+    }
+
+    #[tokio::test]
+    async fn idle_topics_are_forgotten_and_come_back_in_a_new_epoch() {
+        let (b, _) = broker(10);
+        let later = || Instant::now() + Duration::from_secs(3600);
+        // A client leaves a quiet topic; events arrive; it resumes exactly.
+        b.subscribe("quiet").await.unwrap();
+        let left_at = b.position("quiet").await.unwrap();
+        b.unsubscribe("quiet").await.unwrap();
+        b.lock().sweep(b.limits, Instant::now());
+        b.publish("quiet", chat(1)).await.unwrap();
+        assert!(matches!(b.history("quiet", &left_at).await.unwrap(), Recovery::Complete(v) if v.len() == 1));
+
+        // Cycling through names leaves nothing behind once they are idle.
+        for i in 0..100 {
+            let name = format!("t{i}");
+            b.subscribe(&name).await.unwrap();
+            b.position(&name).await.unwrap();
+            b.unsubscribe(&name).await.unwrap();
+        }
+        b.subscribe("held").await.unwrap();
+        let held = b.position("held").await.unwrap();
+        b.lock().sweep(b.limits, later());
+        let names: Vec<String> = b.lock().topics.keys().cloned().collect();
+        assert_eq!(names, vec!["held".to_owned()], "only the subscribed topic stays");
+        assert_eq!(b.position("held").await.unwrap(), held);
+
+        // "quiet" came back in a new epoch: the old position is a gap.
+        let again = b.position("quiet").await.unwrap();
+        assert_ne!(again.epoch, left_at.epoch);
+        assert_eq!(b.history("quiet", &left_at).await.unwrap(), Recovery::Gap);
     }
 
     #[tokio::test]
