@@ -34,7 +34,7 @@ pub struct Snapshot {
 #[cfg(feature = "ssr")]
 #[derive(Clone)]
 pub struct TaskSource(
-    pub std::sync::Arc<
+    pub  std::sync::Arc<
         dyn Fn() -> futures::future::BoxFuture<'static, Result<Snapshot, UiError>> + Send + Sync,
     >,
 );
@@ -42,7 +42,8 @@ pub struct TaskSource(
 /// Loads the snapshot: from the store during SSR; over REST in the browser,
 /// where it is only needed to reload after the live connection reported a
 /// gap (the subscription's own position then covers what follows).
-pub fn load_tasks() -> impl std::future::Future<Output = Result<Snapshot, UiError>> + Send + 'static {
+pub fn load_tasks() -> impl std::future::Future<Output = Result<Snapshot, UiError>> + Send + 'static
+{
     #[cfg(feature = "ssr")]
     {
         let source = leptos::prelude::use_context::<TaskSource>();
@@ -58,7 +59,10 @@ pub fn load_tasks() -> impl std::future::Future<Output = Result<Snapshot, UiErro
         send_wrapper::SendWrapper::new(async move {
             let resp = send(Request::get("/tasks").build().map_err(local)?).await?;
             let tasks = read_json(resp, 200).await?;
-            Ok(Snapshot { tasks, position: None })
+            Ok(Snapshot {
+                tasks,
+                position: None,
+            })
         })
     }
     #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
@@ -70,14 +74,21 @@ pub fn load_tasks() -> impl std::future::Future<Output = Result<Snapshot, UiErro
 /// `POST /tasks`, as the signed-in user.
 #[cfg(feature = "hydrate")]
 pub async fn create_task(token: &str, body: NewTask) -> Result<Task, Failure> {
-    let req = bearer(Request::post("/tasks"), token).json(&body).map_err(local)?;
+    let req = bearer(Request::post("/tasks"), token)
+        .json(&body)
+        .map_err(local)?;
     read_json(send(req).await?, 201).await
 }
 
 /// `PATCH /tasks/{id}` with `If-Match`, so a stale card never overwrites a
 /// newer edit.
 #[cfg(feature = "hydrate")]
-pub async fn update_task(token: &str, id: i64, version: i64, patch: TaskPatch) -> Result<Task, Failure> {
+pub async fn update_task(
+    token: &str,
+    id: i64,
+    version: i64,
+    patch: TaskPatch,
+) -> Result<Task, Failure> {
     let req = bearer(Request::patch(&format!("/tasks/{id}")), token)
         .header("If-Match", &format!("\"{version}\""))
         .json(&patch)
@@ -102,5 +113,8 @@ pub async fn delete_task(token: &str, id: i64, version: i64) -> Result<(), Failu
 /// A request that could not even be built.
 #[cfg(feature = "hydrate")]
 fn local(e: gloo_net::Error) -> Failure {
-    Failure { status: None, message: e.to_string() }
+    Failure {
+        status: None,
+        message: e.to_string(),
+    }
 }

@@ -37,7 +37,9 @@ pub struct Session {
 impl Session {
     /// The session a token answer starts, received at `now_ms`.
     pub fn new(username: String, token: TokenResponse, now_ms: i64) -> Self {
-        let lifetime_ms = i64::try_from(token.expires_in).unwrap_or(i64::MAX / 2).saturating_mul(1000);
+        let lifetime_ms = i64::try_from(token.expires_in)
+            .unwrap_or(i64::MAX / 2)
+            .saturating_mul(1000);
         Session {
             username,
             token: token.access_token,
@@ -77,12 +79,15 @@ impl Default for Auth {
 impl Auth {
     /// Signed out, as every page is rendered.
     pub fn new() -> Self {
-        Auth { session: RwSignal::new(None) }
+        Auth {
+            session: RwSignal::new(None),
+        }
     }
 
     /// The signed-in user's name (reactive).
     pub fn username(&self) -> Option<String> {
-        self.session.with(|s| s.as_ref().map(|s| s.username.clone()))
+        self.session
+            .with(|s| s.as_ref().map(|s| s.username.clone()))
     }
 
     /// Whether someone is signed in (reactive).
@@ -134,7 +139,9 @@ mod browser {
     use leptos::prelude::*;
 
     use super::{Auth, Failure, Session, STORAGE_KEY};
-    use crate::protocol::{validate_password, validate_username, Credentials, ErrorBody, TokenResponse};
+    use crate::protocol::{
+        validate_password, validate_username, Credentials, ErrorBody, TokenResponse,
+    };
 
     /// The browser's clock, in milliseconds since the epoch.
     pub fn now_ms() -> i64 {
@@ -195,21 +202,27 @@ mod browser {
     ) -> Result<T, Failure> {
         let status = resp.status();
         if status == expected {
-            return resp
-                .json::<T>()
-                .await
-                .map_err(|e| Failure { status: Some(status), message: e.to_string() });
+            return resp.json::<T>().await.map_err(|e| Failure {
+                status: Some(status),
+                message: e.to_string(),
+            });
         }
         let message = match resp.json::<ErrorBody>().await {
             Ok(body) => body.message,
             Err(_) => format!("the server answered {status}"),
         };
-        Err(Failure { status: Some(status), message })
+        Err(Failure {
+            status: Some(status),
+            message,
+        })
     }
 
     /// Sends a request; a network failure becomes a [`Failure`] without status.
     pub(crate) async fn send(req: Request) -> Result<Response, Failure> {
-        req.send().await.map_err(|e| Failure { status: None, message: e.to_string() })
+        req.send().await.map_err(|e| Failure {
+            status: None,
+            message: e.to_string(),
+        })
     }
 
     /// Adds the bearer token to a request.
@@ -218,7 +231,10 @@ mod browser {
     }
 
     fn build_failed(e: impl std::fmt::Display) -> Failure {
-        Failure { status: None, message: e.to_string() }
+        Failure {
+            status: None,
+            message: e.to_string(),
+        }
     }
 
     /// `POST /token`: the OAuth2 password grant, which is form-encoded.
@@ -226,7 +242,8 @@ mod browser {
         if username.is_empty() || password.is_empty() {
             return Err(build_failed("enter your username and password"));
         }
-        let form = web_sys::UrlSearchParams::new().map_err(|_| build_failed("could not build the form"))?;
+        let form = web_sys::UrlSearchParams::new()
+            .map_err(|_| build_failed("could not build the form"))?;
         form.append("username", username);
         form.append("password", password);
         // The browser sets the form content type for a URLSearchParams body.
@@ -241,15 +258,22 @@ mod browser {
     pub async fn sign_up(username: &str, password: &str) -> Result<Session, Failure> {
         validate_username(username).map_err(build_failed)?;
         validate_password(password).map_err(build_failed)?;
-        let body = Credentials { username: username.to_owned(), password: password.to_owned() };
-        let req = Request::post("/auth/register").json(&body).map_err(build_failed)?;
+        let body = Credentials {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        let req = Request::post("/auth/register")
+            .json(&body)
+            .map_err(build_failed)?;
         read_json::<serde_json::Value>(send(req).await?, 201).await?;
         sign_in(username, password).await
     }
 
     /// `POST /auth/refresh`: a fresh token for the same user.
     pub async fn refresh(session: &Session) -> Result<Session, Failure> {
-        let req = bearer(Request::post("/auth/refresh"), &session.token).build().map_err(build_failed)?;
+        let req = bearer(Request::post("/auth/refresh"), &session.token)
+            .build()
+            .map_err(build_failed)?;
         let token: TokenResponse = read_json(send(req).await?, 200).await?;
         Ok(Session::new(session.username.clone(), token, now_ms()))
     }
@@ -314,7 +338,11 @@ mod tests {
     use super::*;
 
     fn token(expires_in: u64) -> TokenResponse {
-        TokenResponse { access_token: "a.b.c".into(), token_type: "bearer".into(), expires_in }
+        TokenResponse {
+            access_token: "a.b.c".into(),
+            token_type: "bearer".into(),
+            expires_in,
+        }
     }
 
     #[test]
@@ -335,9 +363,21 @@ mod tests {
 
     #[test]
     fn failures_know_an_expired_token() {
-        assert!(Failure { status: Some(401), message: String::new() }.is_unauthorized());
-        assert!(!Failure { status: Some(403), message: String::new() }.is_unauthorized());
-        assert!(!Failure { status: None, message: String::new() }.is_unauthorized());
+        assert!(Failure {
+            status: Some(401),
+            message: String::new()
+        }
+        .is_unauthorized());
+        assert!(!Failure {
+            status: Some(403),
+            message: String::new()
+        }
+        .is_unauthorized());
+        assert!(!Failure {
+            status: None,
+            message: String::new()
+        }
+        .is_unauthorized());
     }
 
     #[test]

@@ -118,16 +118,22 @@ impl Board {
     fn apply_server(&mut self, msg: ServerMessage) -> Option<u64> {
         match msg {
             ServerMessage::Event(event) => self.apply_event(event),
-            ServerMessage::Subscribed { topic, position, .. } => {
+            ServerMessage::Subscribed {
+                topic, position, ..
+            } => {
                 if topic.starts_with(PERSONAL_PREFIX) {
                     self.personal = Some(topic.clone());
                 }
-                self.positions.insert(topic, (position.offset, position.epoch));
+                self.positions
+                    .insert(topic, (position.offset, position.epoch));
                 None
             }
             ServerMessage::Resync { topic, .. } => {
                 self.positions.remove(&topic);
-                Some(self.toast(Level::Warning, "Fell behind; reload to see every change.".into()))
+                Some(self.toast(
+                    Level::Warning,
+                    "Fell behind; reload to see every change.".into(),
+                ))
             }
             ServerMessage::Error { message, .. } => Some(self.toast(Level::Error, message)),
             ServerMessage::Hello { .. }
@@ -161,7 +167,9 @@ impl Board {
             Payload::Notification { title, body, level } => {
                 Some(self.toast(level, format!("{title}: {body}")))
             }
-            Payload::Chat { from, text } => Some(self.toast(Level::Info, format!("{from}: {text}"))),
+            Payload::Chat { from, text } => {
+                Some(self.toast(Level::Info, format!("{from}: {text}")))
+            }
             Payload::Presence { .. } => None,
         }
     }
@@ -210,7 +218,10 @@ impl Board {
 
     /// The tasks of one column.
     pub fn column(&self, base: &[Task], status: TaskStatus) -> Vec<Task> {
-        self.merged(base).into_iter().filter(|t| t.status == status).collect()
+        self.merged(base)
+            .into_iter()
+            .filter(|t| t.status == status)
+            .collect()
     }
 }
 
@@ -256,9 +267,23 @@ mod tests {
     fn newer_versions_win_and_stale_ones_are_ignored() {
         let mut board = Board::default();
         let base = vec![task(1, 2, TaskStatus::Todo)];
-        board.apply(event(1, Payload::TaskUpdated { task: task(1, 1, TaskStatus::Done) }));
-        assert_eq!(board.merged(&base)[0].version, 2, "older event must not override base");
-        board.apply(event(2, Payload::TaskUpdated { task: task(1, 3, TaskStatus::Done) }));
+        board.apply(event(
+            1,
+            Payload::TaskUpdated {
+                task: task(1, 1, TaskStatus::Done),
+            },
+        ));
+        assert_eq!(
+            board.merged(&base)[0].version,
+            2,
+            "older event must not override base"
+        );
+        board.apply(event(
+            2,
+            Payload::TaskUpdated {
+                task: task(1, 3, TaskStatus::Done),
+            },
+        ));
         assert_eq!(board.merged(&base)[0].status, TaskStatus::Done);
         board.apply(Action::Upsert(task(1, 2, TaskStatus::Doing)));
         assert_eq!(board.merged(&base)[0].version, 3);
@@ -268,7 +293,12 @@ mod tests {
     fn own_create_then_its_event_shows_once_with_one_toast() {
         let mut board = Board::default();
         board.apply(Action::Upsert(task(5, 1, TaskStatus::Todo)));
-        let toast = board.apply(event(1, Payload::TaskCreated { task: task(5, 1, TaskStatus::Todo) }));
+        let toast = board.apply(event(
+            1,
+            Payload::TaskCreated {
+                task: task(5, 1, TaskStatus::Todo),
+            },
+        ));
         assert_eq!(toast, None, "the duplicate event adds no toast");
         assert_eq!(board.merged(&[]).len(), 1);
     }
@@ -276,12 +306,22 @@ mod tests {
     #[test]
     fn own_create_after_its_event_adds_no_second_toast() {
         let mut board = Board::default();
-        let first = board.apply(event(1, Payload::TaskCreated { task: task(6, 1, TaskStatus::Todo) }));
+        let first = board.apply(event(
+            1,
+            Payload::TaskCreated {
+                task: task(6, 1, TaskStatus::Todo),
+            },
+        ));
         assert!(first.is_some());
-        assert_eq!(board.apply(Action::Created(task(6, 1, TaskStatus::Todo))), None);
+        assert_eq!(
+            board.apply(Action::Created(task(6, 1, TaskStatus::Todo))),
+            None
+        );
         assert_eq!(board.toasts.len(), 1);
         let mut other = Board::default();
-        assert!(other.apply(Action::Created(task(7, 1, TaskStatus::Todo))).is_some());
+        assert!(other
+            .apply(Action::Created(task(7, 1, TaskStatus::Todo)))
+            .is_some());
     }
 
     #[test]
@@ -289,7 +329,12 @@ mod tests {
         let mut board = Board::default();
         let base = vec![task(1, 1, TaskStatus::Todo)];
         board.apply(event(1, Payload::TaskDeleted { id: 1, version: 1 }));
-        board.apply(event(2, Payload::TaskUpdated { task: task(1, 9, TaskStatus::Done) }));
+        board.apply(event(
+            2,
+            Payload::TaskUpdated {
+                task: task(1, 9, TaskStatus::Done),
+            },
+        ));
         assert!(board.merged(&base).is_empty());
         board.apply(Action::Removed(2));
         assert!(board.merged(&[task(2, 1, TaskStatus::Todo)]).is_empty());
@@ -300,7 +345,11 @@ mod tests {
         let mut board = Board::default();
         let mut ids = vec![];
         for i in 0..10 {
-            ids.push(board.apply(Action::Notify(Level::Info, format!("n{i}"))).unwrap());
+            ids.push(
+                board
+                    .apply(Action::Notify(Level::Info, format!("n{i}")))
+                    .unwrap(),
+            );
         }
         assert_eq!(board.toasts.len(), MAX_TOASTS);
         assert_eq!(board.toasts.back().unwrap().text, "n9");
@@ -314,11 +363,20 @@ mod tests {
         board.apply(Action::Server(ServerMessage::Subscribed {
             id: 1,
             topic: "tasks".into(),
-            position: StreamPosition { offset: 4, epoch: "e".into() },
+            position: StreamPosition {
+                offset: 4,
+                epoch: "e".into(),
+            },
             recovered: true,
         }));
         assert_eq!(board.positions["tasks"], (4, "e".into()));
-        board.apply(event(5, Payload::Chat { from: "a".into(), text: "b".into() }));
+        board.apply(event(
+            5,
+            Payload::Chat {
+                from: "a".into(),
+                text: "b".into(),
+            },
+        ));
         assert_eq!(board.positions["tasks"], (5, "e".into()));
         board.apply(Action::Server(ServerMessage::Resync {
             topic: "tasks".into(),
@@ -343,14 +401,21 @@ mod tests {
             },
         }));
         assert!(board.apply(note).is_some());
-        assert_eq!(board.toasts.back().unwrap().text, "Task assigned to you: ann assigned you “Ship”");
+        assert_eq!(
+            board.toasts.back().unwrap().text,
+            "Task assigned to you: ann assigned you “Ship”"
+        );
         assert_eq!(board.positions["tasks"], (7, "e".into()));
         assert_eq!(board.positions["user:bob"], (1, "u".into()));
         board.apply(Action::Server(ServerMessage::Resync {
             topic: "user:bob".into(),
             reason: "lagged".into(),
         }));
-        assert_eq!(board.positions["tasks"], (7, "e".into()), "a gap elsewhere keeps the tasks position");
+        assert_eq!(
+            board.positions["tasks"],
+            (7, "e".into()),
+            "a gap elsewhere keeps the tasks position"
+        );
     }
 
     #[test]
@@ -360,7 +425,10 @@ mod tests {
         board.apply(Action::Server(ServerMessage::Subscribed {
             id: 3,
             topic: "user:bob".into(),
-            position: StreamPosition { offset: 0, epoch: "u".into() },
+            position: StreamPosition {
+                offset: 0,
+                epoch: "u".into(),
+            },
             recovered: true,
         }));
         assert_eq!(board.personal.as_deref(), Some("user:bob"));

@@ -63,12 +63,18 @@ pub fn follow_session(auth: Auth) -> Changes {
 
 fn endpoint() -> Option<String> {
     let location = window().location();
-    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
     Some(format!("{scheme}://{}/ws/v1", location.host().ok()?))
 }
 
 fn backoff_ms(failures: u32) -> u32 {
-    let base = 500u32.saturating_mul(1 << failures.min(5)).min(MAX_BACKOFF_MS);
+    let base = 500u32
+        .saturating_mul(1 << failures.min(5))
+        .min(MAX_BACKOFF_MS);
     // Jitter spreads a server restart's reconnect storm.
     base + (js_sys::Math::random() * f64::from(base) * 0.3) as u32
 }
@@ -106,13 +112,17 @@ pub fn connect(page: Page, initial: Option<StreamPosition>, mut changes: Changes
         let mut since = initial;
         let mut failures = 0u32;
         loop {
-            page.dispatch.run(Action::Connection(Connection::Connecting));
+            page.dispatch
+                .run(Action::Connection(Connection::Connecting));
             let end = session(&url, since.clone(), page, &mut changes).await;
             page.dispatch.run(Action::Connection(Connection::Offline));
             since = page.board.with_untracked(|b| {
                 b.positions
                     .get(TASKS)
-                    .map(|(offset, epoch)| StreamPosition { offset: *offset, epoch: epoch.clone() })
+                    .map(|(offset, epoch)| StreamPosition {
+                        offset: *offset,
+                        epoch: epoch.clone(),
+                    })
             });
             match end {
                 End::PageGone => return,
@@ -157,7 +167,10 @@ fn position_of(board: RwSignal<Board>, topic: &str) -> Option<StreamPosition> {
     board.with_untracked(|b| {
         b.positions
             .get(topic)
-            .map(|(offset, epoch)| StreamPosition { offset: *offset, epoch: epoch.clone() })
+            .map(|(offset, epoch)| StreamPosition {
+                offset: *offset,
+                epoch: epoch.clone(),
+            })
     })
 }
 
@@ -169,7 +182,9 @@ async fn session(
     changes: &mut Changes,
 ) -> End {
     let dropped = End::Dropped { live: false };
-    let Ok(ws) = WebSocket::open(url) else { return dropped };
+    let Ok(ws) = WebSocket::open(url) else {
+        return dropped;
+    };
     let (mut tx, mut rx) = ws.split();
     // The user this connection acts for, fixed for its lifetime.
     let signed_in: Option<Session> = page.auth.session_untracked();
@@ -182,10 +197,17 @@ async fn session(
     if let Some(s) = &signed_in {
         let id = ids.next();
         ids.auth.push(id);
-        out.push(ClientMessage::Auth { id, token: s.token.clone() });
+        out.push(ClientMessage::Auth {
+            id,
+            token: s.token.clone(),
+        });
     }
     ids.tasks = ids.next();
-    out.push(ClientMessage::Subscribe { id: ids.tasks, topic: TASKS.into(), since });
+    out.push(ClientMessage::Subscribe {
+        id: ids.tasks,
+        topic: TASKS.into(),
+        since,
+    });
     for msg in out {
         if !send(&mut tx, &msg).await {
             return dropped;
@@ -209,17 +231,22 @@ async fn session(
         let text = match next {
             Input::Frame(Some(Ok(Message::Text(text)))) => text,
             Input::Frame(Some(Ok(Message::Bytes(_)))) => continue,
-            Input::Frame(Some(Err(WebSocketError::ConnectionClose(e)))) if e.code == CLOSE_TOKEN_EXPIRED => {
+            Input::Frame(Some(Err(WebSocketError::ConnectionClose(e))))
+                if e.code == CLOSE_TOKEN_EXPIRED =>
+            {
                 return End::SignedOut("Your session expired; please sign in again.");
             }
-            Input::Frame(Some(Err(WebSocketError::ConnectionClose(e)))) if e.code == CLOSE_ACCOUNT_DELETED => {
+            Input::Frame(Some(Err(WebSocketError::ConnectionClose(e))))
+                if e.code == CLOSE_ACCOUNT_DELETED =>
+            {
                 return End::SignedOut("Your account was deleted; you are signed out.");
             }
             // Closed, failed, or silent for too long.
             Input::Frame(_) | Input::Quiet => return End::Dropped { live },
             Input::Changed => {
                 let now = page.auth.session_untracked();
-                let same_user = now.as_ref().map(|s| &s.username) == signed_in.as_ref().map(|s| &s.username);
+                let same_user =
+                    now.as_ref().map(|s| &s.username) == signed_in.as_ref().map(|s| &s.username);
                 if !same_user {
                     return End::SessionChanged;
                 }
@@ -228,7 +255,10 @@ async fn session(
                 if token.is_some() && token != sent_token {
                     let id = ids.next();
                     ids.auth.push(id);
-                    let msg = ClientMessage::Auth { id, token: token.clone().unwrap_or_default() };
+                    let msg = ClientMessage::Auth {
+                        id,
+                        token: token.clone().unwrap_or_default(),
+                    };
                     if !send(&mut tx, &msg).await {
                         return End::Dropped { live };
                     }
@@ -237,10 +267,13 @@ async fn session(
                 continue;
             }
         };
-        let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) else { continue };
+        let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) else {
+            continue;
+        };
         match &msg {
             ServerMessage::Hello { heartbeat_ms, .. } if *heartbeat_ms > 0 => {
-                silence_ms = u32::try_from(heartbeat_ms.saturating_mul(2) + 5_000).unwrap_or(u32::MAX);
+                silence_ms =
+                    u32::try_from(heartbeat_ms.saturating_mul(2) + 5_000).unwrap_or(u32::MAX);
             }
             ServerMessage::Subscribed { id, recovered, .. } if *id == ids.tasks => {
                 live = true;
@@ -254,19 +287,26 @@ async fn session(
                 // while reconnecting is not lost.
                 let topic = user_topic(user);
                 let since = position_of(page.board, &topic);
-                let msg = ClientMessage::Subscribe { id: ids.next(), topic, since };
+                let msg = ClientMessage::Subscribe {
+                    id: ids.next(),
+                    topic,
+                    since,
+                };
                 if !send(&mut tx, &msg).await {
                     return End::Dropped { live };
                 }
                 personal_subscribed = true;
             }
-            ServerMessage::Error { id: Some(id), code, .. }
-                if ids.auth.contains(id) && matches!(code, ErrorCode::Unauthorized | ErrorCode::Forbidden) =>
+            ServerMessage::Error {
+                id: Some(id), code, ..
+            } if ids.auth.contains(id)
+                && matches!(code, ErrorCode::Unauthorized | ErrorCode::Forbidden) =>
             {
                 // The token was refused (account gone, server secret
                 // changed): the session is over. Signing out changes the
                 // session, which replaces this connection.
-                page.expired.run("Your session has ended; please sign in again.".into());
+                page.expired
+                    .run("Your session has ended; please sign in again.".into());
                 continue;
             }
             _ => {}

@@ -118,7 +118,11 @@ pub struct TaskPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<TaskStatus>,
     /// Absent: unchanged; `null`: unassign; a username: assign.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub assignee: Option<Option<String>>,
 }
 
@@ -231,7 +235,8 @@ pub fn validate_username(name: &str) -> Result<(), CredentialError> {
     }
     let mut bytes = name.bytes();
     let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase());
-    let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+    let rest_ok = bytes
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
     if first_ok && rest_ok {
         Ok(())
     } else {
@@ -301,13 +306,30 @@ pub enum Level {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Payload {
-    TaskCreated { task: Task },
-    TaskUpdated { task: Task },
+    TaskCreated {
+        task: Task,
+    },
+    TaskUpdated {
+        task: Task,
+    },
     /// `version` is the version the task had when it was deleted.
-    TaskDeleted { id: i64, version: i64 },
-    Notification { title: String, body: String, level: Level },
-    Chat { from: String, text: String },
-    Presence { user: String, online: bool },
+    TaskDeleted {
+        id: i64,
+        version: i64,
+    },
+    Notification {
+        title: String,
+        body: String,
+        level: Level,
+    },
+    Chat {
+        from: String,
+        text: String,
+    },
+    Presence {
+        user: String,
+        online: bool,
+    },
 }
 
 /// A position in a topic's stream. Offsets grow by one per event; the epoch
@@ -342,12 +364,24 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<StreamPosition>,
     },
-    Unsubscribe { id: u64, topic: String },
-    Publish { id: u64, topic: String, payload: Payload },
-    Ping { id: u64 },
+    Unsubscribe {
+        id: u64,
+        topic: String,
+    },
+    Publish {
+        id: u64,
+        topic: String,
+        payload: Payload,
+    },
+    Ping {
+        id: u64,
+    },
     /// Authenticate the connection, or extend it with a fresh token of the
     /// same user before the current one expires.
-    Auth { id: u64, token: String },
+    Auth {
+        id: u64,
+        token: String,
+    },
 }
 
 /// Stable error codes of the typed endpoint; the README lists them.
@@ -391,7 +425,11 @@ pub enum ServerMessage {
         expires_at: Option<DateTime<Utc>>,
     },
     /// Reply to `auth`: the connection now acts as `user` until `expires_at`.
-    Authed { id: u64, user: String, expires_at: DateTime<Utc> },
+    Authed {
+        id: u64,
+        user: String,
+        expires_at: DateTime<Utc>,
+    },
     /// Reply to `subscribe`. `position` is the topic's current position;
     /// `recovered` is false when `since` was given but the missed events are
     /// no longer all in the history (reload state, then carry on).
@@ -468,20 +506,36 @@ mod tests {
 
     #[test]
     fn every_client_message_round_trips() {
-        round_trip_client(ClientMessage::Subscribe { id: 1, topic: "tasks".into(), since: None });
+        round_trip_client(ClientMessage::Subscribe {
+            id: 1,
+            topic: "tasks".into(),
+            since: None,
+        });
         round_trip_client(ClientMessage::Subscribe {
             id: 2,
             topic: "tasks".into(),
-            since: Some(StreamPosition { offset: 4, epoch: "e1".into() }),
+            since: Some(StreamPosition {
+                offset: 4,
+                epoch: "e1".into(),
+            }),
         });
-        round_trip_client(ClientMessage::Unsubscribe { id: 3, topic: "tasks".into() });
+        round_trip_client(ClientMessage::Unsubscribe {
+            id: 3,
+            topic: "tasks".into(),
+        });
         round_trip_client(ClientMessage::Publish {
             id: 4,
             topic: "room".into(),
-            payload: Payload::Chat { from: "ann".into(), text: "hi".into() },
+            payload: Payload::Chat {
+                from: "ann".into(),
+                text: "hi".into(),
+            },
         });
         round_trip_client(ClientMessage::Ping { id: 5 });
-        round_trip_client(ClientMessage::Auth { id: 6, token: "a.b.c".into() });
+        round_trip_client(ClientMessage::Auth {
+            id: 6,
+            token: "a.b.c".into(),
+        });
     }
 
     #[test]
@@ -490,9 +544,19 @@ mod tests {
             Payload::TaskCreated { task: task() },
             Payload::TaskUpdated { task: task() },
             Payload::TaskDeleted { id: 7, version: 3 },
-            Payload::Notification { title: "t".into(), body: "b".into(), level: Level::Warning },
-            Payload::Chat { from: "a".into(), text: "b".into() },
-            Payload::Presence { user: "a".into(), online: true },
+            Payload::Notification {
+                title: "t".into(),
+                body: "b".into(),
+                level: Level::Warning,
+            },
+            Payload::Chat {
+                from: "a".into(),
+                text: "b".into(),
+            },
+            Payload::Presence {
+                user: "a".into(),
+                online: true,
+            },
         ];
         for (i, payload) in payloads.into_iter().enumerate() {
             round_trip_server(ServerMessage::Event(Event {
@@ -515,23 +579,42 @@ mod tests {
             user: Some("ann".into()),
             expires_at: Some(task().created_at),
         });
-        round_trip_server(ServerMessage::Authed { id: 2, user: "ann".into(), expires_at: task().created_at });
+        round_trip_server(ServerMessage::Authed {
+            id: 2,
+            user: "ann".into(),
+            expires_at: task().created_at,
+        });
         round_trip_server(ServerMessage::Subscribed {
             id: 1,
             topic: "tasks".into(),
-            position: StreamPosition { offset: 9, epoch: "ep".into() },
+            position: StreamPosition {
+                offset: 9,
+                epoch: "ep".into(),
+            },
             recovered: true,
         });
-        round_trip_server(ServerMessage::Unsubscribed { id: 1, topic: "tasks".into() });
-        round_trip_server(ServerMessage::Published { id: 1, topic: "tasks".into(), offset: 3 });
+        round_trip_server(ServerMessage::Unsubscribed {
+            id: 1,
+            topic: "tasks".into(),
+        });
+        round_trip_server(ServerMessage::Published {
+            id: 1,
+            topic: "tasks".into(),
+            offset: 3,
+        });
         round_trip_server(ServerMessage::Pong { id: 1 });
         round_trip_server(ServerMessage::Error {
             id: None,
             code: ErrorCode::BadRequest,
             message: "x".into(),
         });
-        round_trip_server(ServerMessage::Resync { topic: "tasks".into(), reason: "lagged".into() });
-        round_trip_server(ServerMessage::Heartbeat { ts: task().created_at });
+        round_trip_server(ServerMessage::Resync {
+            topic: "tasks".into(),
+            reason: "lagged".into(),
+        });
+        round_trip_server(ServerMessage::Heartbeat {
+            ts: task().created_at,
+        });
     }
 
     #[test]
@@ -573,7 +656,10 @@ mod tests {
         assert_eq!(validate_title("  hi  ").unwrap(), "hi");
         assert_eq!(validate_title("   "), Err(TaskFieldError::TitleEmpty));
         assert!(validate_title(&"é".repeat(200)).is_ok());
-        assert_eq!(validate_title(&"é".repeat(201)), Err(TaskFieldError::TitleTooLong));
+        assert_eq!(
+            validate_title(&"é".repeat(201)),
+            Err(TaskFieldError::TitleTooLong)
+        );
         assert!(validate_description(&"x".repeat(10_000)).is_ok());
         assert!(validate_description(&"x".repeat(10_001)).is_err());
     }
@@ -583,8 +669,14 @@ mod tests {
         for ok in ["tasks", "user:42", "secure:ops", "a.b-c_d", "me@host"] {
             assert_eq!(validate_topic(ok), Ok(()), "{ok}");
         }
-        for bad in ["*", "a?", "[a-z]", "a b", "a\nb", "a\0b", "tâche", "../x", "a/b"] {
-            assert_eq!(validate_topic(bad), Err(TopicError::BadCharacter), "{bad:?}");
+        for bad in [
+            "*", "a?", "[a-z]", "a b", "a\nb", "a\0b", "tâche", "../x", "a/b",
+        ] {
+            assert_eq!(
+                validate_topic(bad),
+                Err(TopicError::BadCharacter),
+                "{bad:?}"
+            );
         }
         assert_eq!(validate_topic(""), Err(TopicError::Empty));
         assert_eq!(validate_topic(&"a".repeat(129)), Err(TopicError::TooLong));
@@ -606,15 +698,33 @@ mod tests {
         for ok in ["ann", "bob.smith", "c_3-po", &"a".repeat(32)] {
             assert_eq!(validate_username(ok), Ok(()), "{ok}");
         }
-        assert_eq!(validate_username("al"), Err(CredentialError::UsernameLength));
-        assert_eq!(validate_username(&"a".repeat(33)), Err(CredentialError::UsernameLength));
-        for bad in ["Ann", "1ann", "_ann", "an n", "ann*", "ann:x", "anné", "ann\0"] {
-            assert_eq!(validate_username(bad), Err(CredentialError::UsernameCharacters), "{bad:?}");
+        assert_eq!(
+            validate_username("al"),
+            Err(CredentialError::UsernameLength)
+        );
+        assert_eq!(
+            validate_username(&"a".repeat(33)),
+            Err(CredentialError::UsernameLength)
+        );
+        for bad in [
+            "Ann", "1ann", "_ann", "an n", "ann*", "ann:x", "anné", "ann\0",
+        ] {
+            assert_eq!(
+                validate_username(bad),
+                Err(CredentialError::UsernameCharacters),
+                "{bad:?}"
+            );
         }
-        assert_eq!(validate_password("1234567"), Err(CredentialError::PasswordTooShort));
+        assert_eq!(
+            validate_password("1234567"),
+            Err(CredentialError::PasswordTooShort)
+        );
         assert_eq!(validate_password("12345678"), Ok(()));
         assert_eq!(validate_password(&"é".repeat(128)), Ok(()));
-        assert_eq!(validate_password(&"é".repeat(129)), Err(CredentialError::PasswordTooLong));
+        assert_eq!(
+            validate_password(&"é".repeat(129)),
+            Err(CredentialError::PasswordTooLong)
+        );
         assert_eq!(user_topic("ann"), "user:ann");
     }
 

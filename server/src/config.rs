@@ -64,7 +64,11 @@ pub struct Config {
 
     /// Most WebSocket connections one signed-in account may have open at
     /// once; the next one is closed with 1008.
-    #[arg(long, env = "PULSEBOARD_WS_MAX_CONNECTIONS_PER_USER", default_value_t = 64)]
+    #[arg(
+        long,
+        env = "PULSEBOARD_WS_MAX_CONNECTIONS_PER_USER",
+        default_value_t = 64
+    )]
     pub ws_max_connections_per_user: usize,
 
     /// Events queued for one connection before it counts as a slow consumer
@@ -156,7 +160,6 @@ impl Config {
             ),
         }
     }
-
 }
 
 impl Config {
@@ -196,7 +199,12 @@ mod tests {
             "--allowed-origins",
             "https://board.example.com,https://ops.example.com",
         ]);
-        for ok in ["http://127.0.0.1:8080", "http://localhost:3000", "https://board.example.com", "https://ops.example.com"] {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:3000",
+            "https://board.example.com",
+            "https://ops.example.com",
+        ] {
             assert!(c.origin_allowed(ok), "{ok}");
         }
         for bad in [

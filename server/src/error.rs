@@ -112,7 +112,9 @@ impl ApiError {
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::OriginNotAllowed | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::TooManyAttempts(_) | ApiError::TooManyRegistrations(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyAttempts(_) | ApiError::TooManyRegistrations(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::UsernameTaken => StatusCode::CONFLICT,
             ApiError::UnsupportedForm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -153,23 +155,35 @@ impl IntoResponse for ApiError {
                 (status, [(axum::http::header::ETAG, etag)], axum::Json(body)).into_response()
             }
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials => {
-                let body = ErrorBody { error: self.code().into(), message: self.to_string() };
+                let body = ErrorBody {
+                    error: self.code().into(),
+                    message: self.to_string(),
+                };
                 let challenge = [(axum::http::header::WWW_AUTHENTICATE, "Bearer")];
                 (status, challenge, axum::Json(body)).into_response()
             }
             ApiError::TooManyAttempts(wait) | ApiError::TooManyRegistrations(wait) => {
-                let body = ErrorBody { error: self.code().into(), message: self.to_string() };
+                let body = ErrorBody {
+                    error: self.code().into(),
+                    message: self.to_string(),
+                };
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 let retry = [(axum::http::header::RETRY_AFTER, secs.max(1).to_string())];
                 (status, retry, axum::Json(body)).into_response()
             }
             ApiError::UpgradeRequired => {
-                let body = ErrorBody { error: self.code().into(), message: self.to_string() };
+                let body = ErrorBody {
+                    error: self.code().into(),
+                    message: self.to_string(),
+                };
                 let upgrade = [(axum::http::header::UPGRADE, "websocket")];
                 (status, upgrade, axum::Json(body)).into_response()
             }
             _ => {
-                let body = ErrorBody { error: self.code().into(), message: self.to_string() };
+                let body = ErrorBody {
+                    error: self.code().into(),
+                    message: self.to_string(),
+                };
                 (status, axum::Json(body)).into_response()
             }
         }

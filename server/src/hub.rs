@@ -27,7 +27,10 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(event: Event) -> Self {
-        Delivery { event, json: OnceLock::new() }
+        Delivery {
+            event,
+            json: OnceLock::new(),
+        }
     }
 
     /// The event as the typed endpoint sends it.
@@ -82,7 +85,14 @@ impl Hub {
     pub fn register(&self) -> (ConnHandle, mpsc::Receiver<Arc<Delivery>>) {
         let (tx, rx) = mpsc::channel(self.queue);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        (ConnHandle { id, tx, slow: CancellationToken::new() }, rx)
+        (
+            ConnHandle {
+                id,
+                tx,
+                slow: CancellationToken::new(),
+            },
+            rx,
+        )
     }
 
     /// Adds `conn` to `topic`. Returns true if it is the topic's first local
@@ -99,7 +109,9 @@ impl Hub {
     /// subscriber left.
     pub fn remove(&self, conn_id: u64, topic: &str) -> bool {
         let mut t = self.lock();
-        let Some(members) = t.members.get_mut(topic) else { return false };
+        let Some(members) = t.members.get_mut(topic) else {
+            return false;
+        };
         members.remove(&conn_id);
         if members.is_empty() {
             t.members.remove(topic);
@@ -111,7 +123,10 @@ impl Hub {
 
     /// Whether any local connection wants `topic`.
     pub fn has_members(&self, topic: &str) -> bool {
-        self.lock().members.get(topic).is_some_and(|m| !m.is_empty())
+        self.lock()
+            .members
+            .get(topic)
+            .is_some_and(|m| !m.is_empty())
     }
 
     /// (topics with local subscribers, subscriptions in all).
@@ -124,7 +139,9 @@ impl Hub {
     pub fn deliver(&self, event: Event) {
         let delivery = Arc::new(Delivery::new(event));
         let t = self.lock();
-        let Some(members) = t.members.get(&delivery.event.topic) else { return };
+        let Some(members) = t.members.get(&delivery.event.topic) else {
+            return;
+        };
         for conn in members.values() {
             match conn.tx.try_send(delivery.clone()) {
                 Ok(()) => {}
@@ -152,7 +169,10 @@ mod tests {
             offset,
             epoch: "e".into(),
             ts: chrono::Utc::now(),
-            payload: Payload::Chat { from: "a".into(), text: "b".into() },
+            payload: Payload::Chat {
+                from: "a".into(),
+                text: "b".into(),
+            },
         }
     }
 

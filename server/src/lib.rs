@@ -34,13 +34,13 @@ use app::api::{Snapshot, TaskSource};
 use app::{shell, App};
 use broker::memory::{HistoryLimits, MemoryBroker};
 use config::Config;
+use error::ApiError;
 use hub::Hub;
 use metrics::Metrics;
 use pubsub::Realtime;
-use ws::ConnectionGate;
-use error::ApiError;
 use state::AppState;
 use store::TaskStore;
+use ws::ConnectionGate;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +48,10 @@ pub enum StartError {
     #[error("task store: {0}")]
     Store(#[from] store::StoreError),
     #[error("could not listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
     #[error("token secret: {0}")]
@@ -123,7 +126,11 @@ fn leptos_options(config: &Config) -> leptos::config::LeptosOptions {
         .site_root(config.site_root.clone())
         .site_pkg_dir(var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|| "pkg".to_owned()))
         .site_addr(config.addr)
-        .reload_port(var("LEPTOS_RELOAD_PORT").and_then(|p| p.parse().ok()).unwrap_or(3001))
+        .reload_port(
+            var("LEPTOS_RELOAD_PORT")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(3001),
+        )
         .env(if production { Env::PROD } else { Env::DEV })
         .build()
 }
@@ -203,7 +210,11 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     let layer = CorsLayer::new()
         .allow_origin(AllowOrigin::list(allowed))
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+        ])
         .expose_headers([header::ETAG, header::LOCATION, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600));
     Some(layer)
@@ -222,7 +233,10 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
 async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
     let (topics, subscriptions) = state.rt.hub.counts();
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(topics, subscriptions),
     )
 }
@@ -252,8 +266,9 @@ pub async fn start(
     signal: impl std::future::Future<Output = ()>,
 ) -> Result<(), StartError> {
     let addr = config.addr;
-    let listener =
-        TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
     let local = listener.local_addr()?;
     // The real port (when configured as 0) is what the Origin check and the
     // page's own address must name.

@@ -8,8 +8,9 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Upper bounds (milliseconds) of the publish-to-send latency buckets.
-const LATENCY_BUCKETS_MS: [f64; 12] =
-    [0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
+const LATENCY_BUCKETS_MS: [f64; 12] = [
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0,
+];
 
 #[derive(Default)]
 pub struct Metrics {
@@ -50,34 +51,124 @@ impl Metrics {
     pub fn render(&self, topics: usize, subscriptions: usize) -> String {
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         };
-        metric("pulseboard_ws_connections", "gauge", "Open WebSocket connections.", self.connections_open.load(Relaxed));
-        metric("pulseboard_ws_connections_total", "counter", "WebSocket connections accepted.", self.connections_total.load(Relaxed));
-        metric("pulseboard_ws_connections_rejected_total", "counter", "WebSocket connections refused by the connection limit.", self.connections_rejected.load(Relaxed));
-        metric("pulseboard_topics", "gauge", "Topics with at least one local subscriber.", topics as u64);
-        metric("pulseboard_subscriptions", "gauge", "Local subscriptions across all topics.", subscriptions as u64);
-        metric("pulseboard_ws_messages_in_total", "counter", "Data messages received from clients.", self.messages_in.load(Relaxed));
-        metric("pulseboard_ws_messages_out_total", "counter", "Data messages sent to clients.", self.messages_out.load(Relaxed));
-        metric("pulseboard_ws_bytes_in_total", "counter", "Payload bytes received from clients (after decompression).", self.bytes_in.load(Relaxed));
-        metric("pulseboard_ws_bytes_out_total", "counter", "Payload bytes sent to clients (before compression).", self.bytes_out.load(Relaxed));
-        metric("pulseboard_ws_slow_consumer_disconnects_total", "counter", "Connections closed because their send queue was full.", self.slow_consumers.load(Relaxed));
-        metric("pulseboard_ws_rate_limited_total", "counter", "Connections closed for exceeding the inbound rate limit.", self.rate_limited.load(Relaxed));
-        metric("pulseboard_ws_heartbeat_timeouts_total", "counter", "Connections dropped for not answering heartbeats.", self.heartbeat_timeouts.load(Relaxed));
-        metric("pulseboard_login_failures_total", "counter", "Failed logins at POST /token (wrong username or password).", self.login_failures.load(Relaxed));
+        metric(
+            "pulseboard_ws_connections",
+            "gauge",
+            "Open WebSocket connections.",
+            self.connections_open.load(Relaxed),
+        );
+        metric(
+            "pulseboard_ws_connections_total",
+            "counter",
+            "WebSocket connections accepted.",
+            self.connections_total.load(Relaxed),
+        );
+        metric(
+            "pulseboard_ws_connections_rejected_total",
+            "counter",
+            "WebSocket connections refused by the connection limit.",
+            self.connections_rejected.load(Relaxed),
+        );
+        metric(
+            "pulseboard_topics",
+            "gauge",
+            "Topics with at least one local subscriber.",
+            topics as u64,
+        );
+        metric(
+            "pulseboard_subscriptions",
+            "gauge",
+            "Local subscriptions across all topics.",
+            subscriptions as u64,
+        );
+        metric(
+            "pulseboard_ws_messages_in_total",
+            "counter",
+            "Data messages received from clients.",
+            self.messages_in.load(Relaxed),
+        );
+        metric(
+            "pulseboard_ws_messages_out_total",
+            "counter",
+            "Data messages sent to clients.",
+            self.messages_out.load(Relaxed),
+        );
+        metric(
+            "pulseboard_ws_bytes_in_total",
+            "counter",
+            "Payload bytes received from clients (after decompression).",
+            self.bytes_in.load(Relaxed),
+        );
+        metric(
+            "pulseboard_ws_bytes_out_total",
+            "counter",
+            "Payload bytes sent to clients (before compression).",
+            self.bytes_out.load(Relaxed),
+        );
+        metric(
+            "pulseboard_ws_slow_consumer_disconnects_total",
+            "counter",
+            "Connections closed because their send queue was full.",
+            self.slow_consumers.load(Relaxed),
+        );
+        metric(
+            "pulseboard_ws_rate_limited_total",
+            "counter",
+            "Connections closed for exceeding the inbound rate limit.",
+            self.rate_limited.load(Relaxed),
+        );
+        metric(
+            "pulseboard_ws_heartbeat_timeouts_total",
+            "counter",
+            "Connections dropped for not answering heartbeats.",
+            self.heartbeat_timeouts.load(Relaxed),
+        );
+        metric(
+            "pulseboard_login_failures_total",
+            "counter",
+            "Failed logins at POST /token (wrong username or password).",
+            self.login_failures.load(Relaxed),
+        );
         metric("pulseboard_auth_rejections_total", "counter", "Requests and upgrades refused for a missing, invalid or expired token, or a forbidden topic.", self.auth_rejections.load(Relaxed));
-        metric("pulseboard_ws_token_expired_closes_total", "counter", "Connections closed because their token expired without a refresh.", self.token_expiry_closes.load(Relaxed));
-        metric("pulseboard_events_published_total", "counter", "Events published through the broker by this instance.", self.published.load(Relaxed));
+        metric(
+            "pulseboard_ws_token_expired_closes_total",
+            "counter",
+            "Connections closed because their token expired without a refresh.",
+            self.token_expiry_closes.load(Relaxed),
+        );
+        metric(
+            "pulseboard_events_published_total",
+            "counter",
+            "Events published through the broker by this instance.",
+            self.published.load(Relaxed),
+        );
 
         let name = "pulseboard_publish_to_send_seconds";
-        let _ = writeln!(out, "# HELP {name} Time from an event's publication to its write on a subscriber's socket.");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from an event's publication to its write on a subscriber's socket."
+        );
         let _ = writeln!(out, "# TYPE {name} histogram");
         for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS_MS) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {}", bound / 1000.0, bucket.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{}\"}} {}",
+                bound / 1000.0,
+                bucket.load(Relaxed)
+            );
         }
         let count = self.latency_count.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.latency_sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.latency_sum_us.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count {count}");
         out
     }

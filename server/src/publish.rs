@@ -52,6 +52,10 @@ async fn publish(
     })?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(Published { topic: event.topic, offset: event.offset, epoch: event.epoch }),
+        axum::Json(Published {
+            topic: event.topic,
+            offset: event.offset,
+            epoch: event.epoch,
+        }),
     ))
 }

@@ -41,7 +41,12 @@ pub struct Realtime {
 
 impl Realtime {
     pub fn new(hub: Hub, broker: Arc<dyn Broker>, metrics: Arc<Metrics>) -> Self {
-        Realtime { hub, broker, synced: Arc::default(), metrics }
+        Realtime {
+            hub,
+            broker,
+            synced: Arc::default(),
+            metrics,
+        }
     }
 
     /// Makes the broker's subscription to `topic` match the hub's members.
@@ -79,20 +84,35 @@ impl Realtime {
                 .broker
                 .position(topic)
                 .await
-                .map(|position| Subscribed { position, recovered: true, missed: Vec::new() }),
+                .map(|position| Subscribed {
+                    position,
+                    recovered: true,
+                    missed: Vec::new(),
+                }),
             Some(since) => match self.broker.history(topic, since).await {
                 Ok(Recovery::Complete(missed)) => {
                     let position = match missed.last() {
-                        Some(last) => StreamPosition { offset: last.offset, epoch: last.epoch.clone() },
+                        Some(last) => StreamPosition {
+                            offset: last.offset,
+                            epoch: last.epoch.clone(),
+                        },
                         None => since.clone(),
                     };
-                    Ok(Subscribed { position, recovered: true, missed })
+                    Ok(Subscribed {
+                        position,
+                        recovered: true,
+                        missed,
+                    })
                 }
                 Ok(Recovery::Gap) => self
                     .broker
                     .position(topic)
                     .await
-                    .map(|position| Subscribed { position, recovered: false, missed: Vec::new() }),
+                    .map(|position| Subscribed {
+                        position,
+                        recovered: false,
+                        missed: Vec::new(),
+                    }),
                 Err(e) => Err(e),
             },
         };
@@ -129,22 +149,35 @@ impl Realtime {
     }
 
     pub async fn task_created(&self, task: &Task) {
-        self.task_event(Payload::TaskCreated { task: task.clone() }).await;
+        self.task_event(Payload::TaskCreated { task: task.clone() })
+            .await;
     }
 
     pub async fn task_updated(&self, task: &Task) {
-        self.task_event(Payload::TaskUpdated { task: task.clone() }).await;
+        self.task_event(Payload::TaskUpdated { task: task.clone() })
+            .await;
     }
 
     pub async fn task_deleted(&self, task: &Task) {
-        self.task_event(Payload::TaskDeleted { id: task.id, version: task.version }).await;
+        self.task_event(Payload::TaskDeleted {
+            id: task.id,
+            version: task.version,
+        })
+        .await;
     }
 
     /// Publishes a notification on a user's personal topic. Logged, not
     /// returned, on failure, as for task events.
     pub async fn notify_user(&self, username: &str, title: String, body: String) {
-        let payload = Payload::Notification { title, body, level: app::protocol::Level::Info };
-        if let Err(e) = self.publish(&app::protocol::user_topic(username), payload).await {
+        let payload = Payload::Notification {
+            title,
+            body,
+            level: app::protocol::Level::Info,
+        };
+        if let Err(e) = self
+            .publish(&app::protocol::user_topic(username), payload)
+            .await
+        {
             tracing::error!(error = %e, "publishing a personal notification failed");
         }
     }
@@ -175,14 +208,20 @@ mod tests {
         let hub = Hub::new(64, metrics.clone());
         let sink = hub.clone();
         let broker = MemoryBroker::new(
-            HistoryLimits { max_events: 100, max_age: Duration::from_secs(60) },
+            HistoryLimits {
+                max_events: 100,
+                max_age: Duration::from_secs(60),
+            },
             Arc::new(move |e| sink.deliver(e)),
         );
         Realtime::new(hub, Arc::new(broker), metrics)
     }
 
     fn chat(text: &str) -> Payload {
-        Payload::Chat { from: "x".into(), text: text.into() }
+        Payload::Chat {
+            from: "x".into(),
+            text: text.into(),
+        }
     }
 
     #[tokio::test]
@@ -207,12 +246,21 @@ mod tests {
         for i in 0..3 {
             rt.publish("room", chat(&i.to_string())).await.unwrap();
         }
-        let again = rt.subscribe(&conn, "room", Some(&first.position)).await.unwrap();
+        let again = rt
+            .subscribe(&conn, "room", Some(&first.position))
+            .await
+            .unwrap();
         assert!(again.recovered);
-        assert_eq!(again.missed.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            again.missed.iter().map(|e| e.offset).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         assert_eq!(again.position.offset, 3);
 
-        let stale = StreamPosition { offset: 1, epoch: "another-epoch".into() };
+        let stale = StreamPosition {
+            offset: 1,
+            epoch: "another-epoch".into(),
+        };
         let lost = rt.subscribe(&conn, "room", Some(&stale)).await.unwrap();
         assert!(!lost.recovered);
         assert_eq!(lost.position.offset, 3);

@@ -25,7 +25,10 @@ use crate::store::{Change, Draft, StoreError};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/tasks", get(list_tasks).post(create_task))
-        .route("/tasks/{id}", get(get_task).patch(update_task).delete(delete_task))
+        .route(
+            "/tasks/{id}",
+            get(get_task).patch(update_task).delete(delete_task),
+        )
 }
 
 /// The `ETag` value for a task version.
@@ -45,13 +48,21 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
-    let text = value.to_str().map_err(|_| ApiError::BadPrecondition)?.trim();
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::BadPrecondition)?
+        .trim();
     if text == "*" {
         return Ok(None);
     }
     let text = text.strip_prefix("W/").unwrap_or(text);
-    let text = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
-    text.parse::<i64>().map(Some).map_err(|_| ApiError::BadPrecondition)
+    let text = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    text.parse::<i64>()
+        .map(Some)
+        .map_err(|_| ApiError::BadPrecondition)
 }
 
 impl From<StoreError> for ApiError {
@@ -88,15 +99,23 @@ async fn list_tasks(State(state): State<AppState>) -> Result<axum::Json<Vec<Task
     Ok(axum::Json(state.store.list().await?))
 }
 
-async fn get_task(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+async fn get_task(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
     Ok(with_etag(StatusCode::OK, state.store.get(id).await?))
 }
 
 /// Checks that an assignee names an account.
-async fn checked_assignee(state: &AppState, name: Option<String>) -> Result<Option<String>, ApiError> {
+async fn checked_assignee(
+    state: &AppState,
+    name: Option<String>,
+) -> Result<Option<String>, ApiError> {
     let Some(name) = name else { return Ok(None) };
     if state.store.users().by_name(&name).await?.is_none() {
-        return Err(ApiError::Validation(format!("assignee: no user named {name:?}")));
+        return Err(ApiError::Validation(format!(
+            "assignee: no user named {name:?}"
+        )));
     }
     Ok(Some(name))
 }
@@ -121,8 +140,8 @@ async fn create_task(
     tracing::info!(task = task.id, "task created");
     state.rt.task_created(&task).await;
     notify_assignees(&state, actor.as_ref(), None, Some(&task)).await;
-    let location = HeaderValue::from_str(&format!("/tasks/{}", task.id))
-        .map_err(ApiError::internal)?;
+    let location =
+        HeaderValue::from_str(&format!("/tasks/{}", task.id)).map_err(ApiError::internal)?;
     let mut resp = with_etag(StatusCode::CREATED, task);
     resp.headers_mut().insert(header::LOCATION, location);
     Ok(resp)
@@ -136,7 +155,12 @@ async fn update_task(
     Json(patch): Json<TaskPatch>,
 ) -> Result<Response, ApiError> {
     let expected = expected_version(&headers)?;
-    let title = patch.title.as_deref().map(validate_title).transpose().map_err(validation)?;
+    let title = patch
+        .title
+        .as_deref()
+        .map(validate_title)
+        .transpose()
+        .map_err(validation)?;
     if let Some(d) = &patch.description {
         validate_description(d).map_err(validation)?;
     }
@@ -146,7 +170,12 @@ async fn update_task(
     };
     // For the notifications: who was assigned before this change.
     let before = state.store.get(id).await?;
-    let change = Change { title, description: patch.description, status: patch.status, assignee };
+    let change = Change {
+        title,
+        description: patch.description,
+        status: patch.status,
+        assignee,
+    };
     let task = state
         .store
         .update(id, change, expected)
@@ -180,7 +209,11 @@ async fn delete_task(
 /// body)`: the assignee hears about every change to their task, a former
 /// assignee that it was taken off them. Nobody is notified of their own
 /// change.
-fn assignee_notices(actor: Option<&str>, before: Option<&Task>, after: Option<&Task>) -> Vec<(String, String, String)> {
+fn assignee_notices(
+    actor: Option<&str>,
+    before: Option<&Task>,
+    after: Option<&Task>,
+) -> Vec<(String, String, String)> {
     let who = actor.unwrap_or("someone");
     let old = before.and_then(|t| t.assignee.as_deref());
     let new = after.and_then(|t| t.assignee.as_deref());
@@ -193,7 +226,11 @@ fn assignee_notices(actor: Option<&str>, before: Option<&Task>, after: Option<&T
     match (before, after) {
         (None, Some(t)) => {
             if let Some(user) = new {
-                notice(user, "Task assigned to you", format!("{who} assigned you “{}”", t.title));
+                notice(
+                    user,
+                    "Task assigned to you",
+                    format!("{who} assigned you “{}”", t.title),
+                );
             }
         }
         (Some(b), Some(a)) if old == new => {
@@ -208,15 +245,27 @@ fn assignee_notices(actor: Option<&str>, before: Option<&Task>, after: Option<&T
         }
         (Some(b), Some(a)) => {
             if let Some(user) = old {
-                notice(user, "Task unassigned", format!("{who} took “{}” off you", b.title));
+                notice(
+                    user,
+                    "Task unassigned",
+                    format!("{who} took “{}” off you", b.title),
+                );
             }
             if let Some(user) = new {
-                notice(user, "Task assigned to you", format!("{who} assigned you “{}”", a.title));
+                notice(
+                    user,
+                    "Task assigned to you",
+                    format!("{who} assigned you “{}”", a.title),
+                );
             }
         }
         (Some(b), None) => {
             if let Some(user) = old {
-                notice(user, "Your task was deleted", format!("{who} deleted “{}”", b.title));
+                notice(
+                    user,
+                    "Your task was deleted",
+                    format!("{who} deleted “{}”", b.title),
+                );
             }
         }
         (None, None) => {}
@@ -226,7 +275,12 @@ fn assignee_notices(actor: Option<&str>, before: Option<&Task>, after: Option<&T
 
 /// Publishes the personal notifications of a change. Like task events, a
 /// broker failure is logged, not returned: the change itself is stored.
-async fn notify_assignees(state: &AppState, actor: Option<&AuthUser>, before: Option<&Task>, after: Option<&Task>) {
+async fn notify_assignees(
+    state: &AppState,
+    actor: Option<&AuthUser>,
+    before: Option<&Task>,
+    after: Option<&Task>,
+) {
     let actor = actor.map(|u| u.username.as_str());
     for (user, title, body) in assignee_notices(actor, before, after) {
         state.rt.notify_user(&user, title, body).await;
@@ -275,14 +329,34 @@ mod tests {
         let done = task("Ship", TaskStatus::Done, Some("bob"));
         let to_cy = task("Ship", TaskStatus::Todo, Some("cy"));
         let n = assignee_notices(Some("ann"), None, Some(&todo));
-        assert_eq!(n, vec![("bob".into(), "Task assigned to you".into(), "ann assigned you “Ship”".into())]);
+        assert_eq!(
+            n,
+            vec![(
+                "bob".into(),
+                "Task assigned to you".into(),
+                "ann assigned you “Ship”".into()
+            )]
+        );
         let n = assignee_notices(Some("ann"), Some(&todo), Some(&done));
         assert_eq!(n[0].2, "ann moved “Ship” to Done");
         let n = assignee_notices(Some("ann"), Some(&todo), Some(&to_cy));
-        assert_eq!(n.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(), ["bob", "cy"]);
+        assert_eq!(
+            n.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(),
+            ["bob", "cy"]
+        );
         let n = assignee_notices(None, Some(&todo), None);
-        assert_eq!(n, vec![("bob".into(), "Your task was deleted".into(), "someone deleted “Ship”".into())]);
-        assert!(assignee_notices(Some("bob"), Some(&todo), Some(&done)).is_empty(), "own change");
+        assert_eq!(
+            n,
+            vec![(
+                "bob".into(),
+                "Your task was deleted".into(),
+                "someone deleted “Ship”".into()
+            )]
+        );
+        assert!(
+            assignee_notices(Some("bob"), Some(&todo), Some(&done)).is_empty(),
+            "own change"
+        );
         let unassigned = task("Ship", TaskStatus::Todo, None);
         assert!(assignee_notices(Some("ann"), Some(&unassigned), Some(&unassigned)).is_empty());
     }

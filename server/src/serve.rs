@@ -20,9 +20,9 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 /// Tuning of the accept loop.
 #[derive(Clone, Debug)]
@@ -70,11 +70,14 @@ pub async fn serve(
         // The peer address, for login throttling by client address.
         let service = TowerToHyperService::new(app.clone().map_request(
             move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
                 req
             },
         ));
-        let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
         let stop = stop_http.clone();
         connections.spawn(async move {
             let mut conn = std::pin::pin!(conn);

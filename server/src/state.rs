@@ -12,8 +12,8 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pubsub::Realtime;
-use crate::ws::ConnectionGate;
 use crate::store::TaskStore;
+use crate::ws::ConnectionGate;
 
 /// Cheap to clone: every field is a handle.
 #[derive(Clone)]

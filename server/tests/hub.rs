@@ -31,10 +31,23 @@ async fn fan_out_to_100_subscribers() {
         assert_eq!(ev["type"], "event");
         assert_eq!(ev["topic"], "room");
         assert_eq!(ev["offset"], 1);
-        assert_eq!(ev["payload"], json!({"kind": "chat", "from": "tester", "text": "hello all"}));
+        assert_eq!(
+            ev["payload"],
+            json!({"kind": "chat", "from": "tester", "text": "hello all"})
+        );
     }
-    let metrics = client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("pulseboard_subscriptions 100"), "{metrics}");
+    let metrics = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pulseboard_subscriptions 100"),
+        "{metrics}"
+    );
     assert!(metrics.contains("pulseboard_ws_connections 101"));
 }
 
@@ -58,13 +71,21 @@ async fn rest_task_changes_are_typed_events_on_the_tasks_topic() {
     assert_eq!(ev["payload"]["kind"], "task_created");
     assert_eq!(ev["payload"]["task"], task);
     let url = server.url(&format!("/tasks/{}", task["id"]));
-    writer.patch(&url).json(&json!({"status": "done"})).send().await.unwrap();
+    writer
+        .patch(&url)
+        .json(&json!({"status": "done"}))
+        .send()
+        .await
+        .unwrap();
     let ev = recv(&mut s).await;
     assert_eq!(ev["payload"]["kind"], "task_updated");
     assert_eq!(ev["payload"]["task"]["status"], "done");
     writer.delete(&url).send().await.unwrap();
     let ev = recv(&mut s).await;
-    assert_eq!(ev["payload"], json!({"kind": "task_deleted", "id": task["id"], "version": 2}));
+    assert_eq!(
+        ev["payload"],
+        json!({"kind": "task_deleted", "id": task["id"], "version": 2})
+    );
     assert_eq!(ev["offset"], 3);
 }
 
@@ -97,12 +118,19 @@ async fn resume_after_reconnect_loses_nothing_and_duplicates_nothing() {
     assert_eq!(reply["position"]["offset"], 8);
     for i in 3..8 {
         let ev = recv(&mut s).await;
-        assert_eq!(ev["payload"]["text"], format!("m{i}"), "missed events in order");
+        assert_eq!(
+            ev["payload"]["text"],
+            format!("m{i}"),
+            "missed events in order"
+        );
     }
     // Then live, with no duplicate of the replayed ones.
     ws::publish_chat(&mut publisher, 200, "feed", "live").await;
     let ev = recv(&mut s).await;
-    assert_eq!((ev["offset"].as_u64(), ev["payload"]["text"].as_str()), (Some(9), Some("live")));
+    assert_eq!(
+        (ev["offset"].as_u64(), ev["payload"]["text"].as_str()),
+        (Some(9), Some("live"))
+    );
 }
 
 #[tokio::test]
@@ -127,7 +155,13 @@ async fn resume_past_the_history_window_is_reported() {
 
     // An epoch from another life of the stream is a gap too.
     let mut s2 = typed(&base(&server)).await;
-    let reply = subscribe(&mut s2, 3, "feed", Some(json!({"offset": 5, "epoch": "old"}))).await;
+    let reply = subscribe(
+        &mut s2,
+        3,
+        "feed",
+        Some(json!({"offset": 5, "epoch": "old"})),
+    )
+    .await;
     assert_eq!(reply["recovered"], false);
 }
 
@@ -160,7 +194,9 @@ async fn bad_messages_get_typed_errors_and_the_connection_stays_open() {
         ),
     ];
     for (frame, code, id) in cases {
-        s.send(tokio_tungstenite::tungstenite::Message::text(frame.clone())).await.unwrap();
+        s.send(tokio_tungstenite::tungstenite::Message::text(frame.clone()))
+            .await
+            .unwrap();
         let err = recv(&mut s).await;
         assert_eq!(err["type"], "error", "{frame}");
         assert_eq!(err["code"], code, "{frame}");
@@ -168,10 +204,21 @@ async fn bad_messages_get_typed_errors_and_the_connection_stays_open() {
         assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     subscribe(&mut s, 20, "room", None).await;
-    send(&mut s, json!({"type": "subscribe", "id": 21, "topic": "room"})).await;
+    send(
+        &mut s,
+        json!({"type": "subscribe", "id": 21, "topic": "room"}),
+    )
+    .await;
     assert_eq!(recv(&mut s).await["code"], "already_subscribed");
-    send(&mut s, json!({"type": "unsubscribe", "id": 22, "topic": "room"})).await;
-    assert_eq!(recv(&mut s).await, json!({"type": "unsubscribed", "id": 22, "topic": "room"}));
+    send(
+        &mut s,
+        json!({"type": "unsubscribe", "id": 22, "topic": "room"}),
+    )
+    .await;
+    assert_eq!(
+        recv(&mut s).await,
+        json!({"type": "unsubscribed", "id": 22, "topic": "room"})
+    );
     send(&mut s, json!({"type": "ping", "id": 23})).await;
     assert_eq!(recv(&mut s).await, json!({"type": "pong", "id": 23}));
 }

@@ -8,7 +8,12 @@ use serde_json::{json, Value};
 
 /// Creates a task with a client that sends a token (task writes need one).
 async fn create(writer: &reqwest::Client, server: &Server, body: Value) -> reqwest::Response {
-    writer.post(server.url("/tasks")).json(&body).send().await.unwrap()
+    writer
+        .post(server.url("/tasks"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// A client signed in as `ann`, signing her up first if needed.
@@ -59,12 +64,23 @@ async fn create_list_get_patch_delete() {
     assert_eq!(second["status"], "doing");
     assert_eq!(second["description"], "");
 
-    let list: Vec<Value> = client().get(server.url("/tasks")).send().await.unwrap().json().await.unwrap();
+    let list: Vec<Value> = client()
+        .get(server.url("/tasks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0]["id"], id);
     assert_eq!(list[1]["id"], second["id"]);
 
-    let resp = client().get(server.url(&format!("/tasks/{id}"))).send().await.unwrap();
+    let resp = client()
+        .get(server.url(&format!("/tasks/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["etag"], "\"1\"");
     let got: Value = resp.json().await.unwrap();
@@ -86,11 +102,22 @@ async fn create_list_get_patch_delete() {
     assert_eq!(patched["version"], 2);
     assert_eq!(patched["created_at"], task["created_at"]);
 
-    let resp = w.delete(server.url(&format!("/tasks/{id}"))).send().await.unwrap();
+    let resp = w
+        .delete(server.url(&format!("/tasks/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let resp = client().get(server.url(&format!("/tasks/{id}"))).send().await.unwrap();
+    let resp = client()
+        .get(server.url(&format!("/tasks/{id}")))
+        .send()
+        .await
+        .unwrap();
     let (status, code, _) = error_of(resp).await;
-    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "task_not_found"));
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::NOT_FOUND, "task_not_found")
+    );
 }
 
 #[tokio::test]
@@ -100,21 +127,58 @@ async fn validation_errors_are_json_4xx() {
     let c = writer(&server).await;
 
     let cases: Vec<(Value, StatusCode, &str)> = vec![
-        (json!({"title": ""}), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-        (json!({"title": "   \t "}), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-        (json!({"title": "x".repeat(201)}), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-        (json!({"title": "ok", "description": "d".repeat(10_001)}), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-        (json!({"title": "ok", "status": "blocked"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        (json!({"title": 42}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        (json!({"description": "no title"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        (json!(["not", "an", "object"]), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (
+            json!({"title": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"title": "   \t "}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"title": "x".repeat(201)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"title": "ok", "description": "d".repeat(10_001)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"title": "ok", "status": "blocked"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!({"title": 42}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!({"description": "no title"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!(["not", "an", "object"]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
     ];
     for (body, status, code) in cases {
         let (s, c2, _) = error_of(create(&c, &server, body.clone()).await).await;
         assert_eq!((s, c2.as_str()), (status, code), "body {body}");
     }
     // Exactly at the limits is fine.
-    let resp = create(&c, &server, json!({"title": "t".repeat(200), "description": "d".repeat(10_000)})).await;
+    let resp = create(
+        &c,
+        &server,
+        json!({"title": "t".repeat(200), "description": "d".repeat(10_000)}),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
 
     let resp = c
@@ -125,42 +189,99 @@ async fn validation_errors_are_json_4xx() {
         .await
         .unwrap();
     let (s, code, _) = error_of(resp).await;
-    assert_eq!((s, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_json"));
+    assert_eq!(
+        (s, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_json")
+    );
 
-    let resp = c.post(server.url("/tasks")).body("{\"title\":\"x\"}").send().await.unwrap();
+    let resp = c
+        .post(server.url("/tasks"))
+        .body("{\"title\":\"x\"}")
+        .send()
+        .await
+        .unwrap();
     let (s, code, _) = error_of(resp).await;
-    assert_eq!((s, code.as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"));
+    assert_eq!(
+        (s, code.as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
 
     let huge = json!({"title": "big", "description": "x".repeat(30_000)});
     let (s, code, _) = error_of(create(&c, &server, huge).await).await;
-    assert_eq!((s, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    assert_eq!(
+        (s, code.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
 
     for path in ["/tasks/abc", "/tasks/99999999999999999999999"] {
         let (s, code, _) = error_of(c.get(server.url(path)).send().await.unwrap()).await;
-        assert_eq!((s, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_path"), "{path}");
+        assert_eq!(
+            (s, code.as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_path"),
+            "{path}"
+        );
     }
     let (s, code, _) = error_of(c.get(server.url("/tasks/424242")).send().await.unwrap()).await;
-    assert_eq!((s, code.as_str()), (StatusCode::NOT_FOUND, "task_not_found"));
-    let resp = c.patch(server.url("/tasks/424242")).json(&json!({"status": "done"})).send().await.unwrap();
+    assert_eq!(
+        (s, code.as_str()),
+        (StatusCode::NOT_FOUND, "task_not_found")
+    );
+    let resp = c
+        .patch(server.url("/tasks/424242"))
+        .json(&json!({"status": "done"}))
+        .send()
+        .await
+        .unwrap();
     let (s, code, _) = error_of(resp).await;
-    assert_eq!((s, code.as_str()), (StatusCode::NOT_FOUND, "task_not_found"));
+    assert_eq!(
+        (s, code.as_str()),
+        (StatusCode::NOT_FOUND, "task_not_found")
+    );
     let (s, code, _) = error_of(c.delete(server.url("/tasks/424242")).send().await.unwrap()).await;
-    assert_eq!((s, code.as_str()), (StatusCode::NOT_FOUND, "task_not_found"));
+    assert_eq!(
+        (s, code.as_str()),
+        (StatusCode::NOT_FOUND, "task_not_found")
+    );
 
     // PATCH validates too, and refuses unknown fields.
-    let task: Value = create(&c, &server, json!({"title": "patch me"})).await.json().await.unwrap();
+    let task: Value = create(&c, &server, json!({"title": "patch me"}))
+        .await
+        .json()
+        .await
+        .unwrap();
     let url = server.url(&format!("/tasks/{}", task["id"]));
     for (body, status, code) in [
-        (json!({"title": ""}), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-        (json!({"status": "later"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        (json!({"colour": "red"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (
+            json!({"title": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"status": "later"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!({"colour": "red"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
     ] {
         let (s, c2, _) = error_of(c.patch(&url).json(&body).send().await.unwrap()).await;
         assert_eq!((s, c2.as_str()), (status, code), "patch {body}");
     }
-    let resp = c.patch(&url).header("If-Match", "\"v1\"").json(&json!({})).send().await.unwrap();
+    let resp = c
+        .patch(&url)
+        .header("If-Match", "\"v1\"")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     let (s, code, _) = error_of(resp).await;
-    assert_eq!((s, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_precondition"));
+    assert_eq!(
+        (s, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_precondition")
+    );
 
     // Nothing above was a 500, and the server is still serving.
     let resp = c.get(server.url("/tasks")).send().await.unwrap();
@@ -172,15 +293,31 @@ async fn if_match_with_an_old_version_is_refused_with_the_current_task() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
     let c = writer(&server).await;
-    let task: Value = create(&c, &server, json!({"title": "shared card"})).await.json().await.unwrap();
+    let task: Value = create(&c, &server, json!({"title": "shared card"}))
+        .await
+        .json()
+        .await
+        .unwrap();
     let url = server.url(&format!("/tasks/{}", task["id"]));
 
     // Alice edits version 1 first.
-    let resp = c.patch(&url).header("If-Match", "\"1\"").json(&json!({"title": "Alice's"})).send().await.unwrap();
+    let resp = c
+        .patch(&url)
+        .header("If-Match", "\"1\"")
+        .json(&json!({"title": "Alice's"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 
     // Bob still holds version 1: refused, and told what is there now.
-    let resp = c.patch(&url).header("If-Match", "\"1\"").json(&json!({"title": "Bob's"})).send().await.unwrap();
+    let resp = c
+        .patch(&url)
+        .header("If-Match", "\"1\"")
+        .json(&json!({"title": "Bob's"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::PRECONDITION_FAILED);
     assert_eq!(resp.headers()["etag"], "\"2\"");
     let body: Value = resp.json().await.unwrap();
@@ -188,13 +325,24 @@ async fn if_match_with_an_old_version_is_refused_with_the_current_task() {
     assert_eq!(body["current"]["title"], "Alice's");
     assert_eq!(body["current"]["version"], 2);
 
-    let resp = c.delete(&url).header("If-Match", "\"1\"").send().await.unwrap();
+    let resp = c
+        .delete(&url)
+        .header("If-Match", "\"1\"")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::PRECONDITION_FAILED);
     let now: Value = c.get(&url).send().await.unwrap().json().await.unwrap();
     assert_eq!(now["title"], "Alice's", "the refused edits changed nothing");
 
     // With the current version both succeed; `*` matches any version.
-    let resp = c.patch(&url).header("If-Match", "W/\"2\"").json(&json!({"title": "Bob's"})).send().await.unwrap();
+    let resp = c
+        .patch(&url)
+        .header("If-Match", "W/\"2\"")
+        .json(&json!({"title": "Bob's"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let resp = c.delete(&url).header("If-Match", "*").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
@@ -205,7 +353,15 @@ async fn tasks_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
     let w = writer(&server).await;
-    let task: Value = create(&w, &server, json!({"title": "durable", "description": "kept"})).await.json().await.unwrap();
+    let task: Value = create(
+        &w,
+        &server,
+        json!({"title": "durable", "description": "kept"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let patched: Value = w
         .patch(server.url(&format!("/tasks/{}", task["id"])))
         .json(&json!({"status": "doing"}))
@@ -216,14 +372,28 @@ async fn tasks_survive_a_restart() {
         .await
         .unwrap();
     assert!(server.terminate().await, "clean exit on SIGTERM");
-    assert!(dir.path().join("pulseboard.db").exists(), "default SQLite file in the data dir");
+    assert!(
+        dir.path().join("pulseboard.db").exists(),
+        "default SQLite file in the data dir"
+    );
 
     let server = Server::start(dir.path(), &[]).await;
     let w = writer(&server).await;
-    let list: Vec<Value> = client().get(server.url("/tasks")).send().await.unwrap().json().await.unwrap();
+    let list: Vec<Value> = client()
+        .get(server.url("/tasks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list, vec![patched]);
     // Ids keep growing after a restart.
-    let next: Value = create(&w, &server, json!({"title": "after"})).await.json().await.unwrap();
+    let next: Value = create(&w, &server, json!({"title": "after"}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(next["id"].as_i64() > task["id"].as_i64());
 }
 
@@ -232,14 +402,26 @@ async fn the_page_is_rendered_on_the_server_with_the_tasks() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
     let w = writer(&server).await;
-    create(&w, &server, json!({"title": "Visible without JavaScript <b>"})).await;
+    create(
+        &w,
+        &server,
+        json!({"title": "Visible without JavaScript <b>"}),
+    )
+    .await;
     let resp = client().get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let html = resp.text().await.unwrap();
-    assert!(html.contains("Visible without JavaScript &lt;b&gt;"), "escaped title in SSR HTML");
+    assert!(
+        html.contains("Visible without JavaScript &lt;b&gt;"),
+        "escaped title in SSR HTML"
+    );
     assert!(html.contains("data-testid=\"new-task-form\""));
 
-    let resp = client().get(server.url("/no/such/page")).send().await.unwrap();
+    let resp = client()
+        .get(server.url("/no/such/page"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
     let resp = client().get(server.url("/healthz")).send().await.unwrap();

@@ -22,7 +22,10 @@ async fn the_connection_over_the_limit_is_closed_with_1008() {
     let mut a = typed(&base).await;
     let _b = typed(&base).await;
     let mut c = ws::connect(&server.ws_url("/ws/v1")).await;
-    assert_eq!(closed_with(&mut c, Duration::from_secs(2)).await, CloseCode::Policy);
+    assert_eq!(
+        closed_with(&mut c, Duration::from_secs(2)).await,
+        CloseCode::Policy
+    );
     // The admitted ones are unaffected, and a slot frees when one leaves.
     ws::send(&mut a, json!({"type": "ping", "id": 1})).await;
     assert_eq!(recv(&mut a).await["type"], "pong");
@@ -40,8 +43,13 @@ async fn an_oversized_message_closes_only_its_connection_with_1009() {
     subscribe(&mut other, 1, "room", None).await;
 
     let mut big = typed(&base).await;
-    big.send(Message::text("x".repeat(64 * 1024 + 1))).await.unwrap();
-    assert_eq!(closed_with(&mut big, Duration::from_secs(1)).await, CloseCode::Size);
+    big.send(Message::text("x".repeat(64 * 1024 + 1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        closed_with(&mut big, Duration::from_secs(1)).await,
+        CloseCode::Size
+    );
 
     // The same, as 1,000 fragments: 999 x 65 bytes stay under 64 KiB, the
     // last one crosses it (so the server has read everything we sent when it
@@ -77,8 +85,13 @@ async fn binary_and_invalid_utf8_are_closed_with_1003_and_1007() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
     let mut s = typed(&server.ws_url("")).await;
-    s.send(Message::binary(vec![0xde, 0xad, 0xbe, 0xef])).await.unwrap();
-    assert_eq!(closed_with(&mut s, Duration::from_secs(1)).await, CloseCode::Unsupported);
+    s.send(Message::binary(vec![0xde, 0xad, 0xbe, 0xef]))
+        .await
+        .unwrap();
+    assert_eq!(
+        closed_with(&mut s, Duration::from_secs(1)).await,
+        CloseCode::Unsupported
+    );
 
     let mut raw = Raw::connect(server.addr, "/ws/v1", "").await;
     raw.read_frame().await.unwrap();
@@ -89,15 +102,24 @@ async fn binary_and_invalid_utf8_are_closed_with_1003_and_1007() {
 #[tokio::test]
 async fn a_flood_is_closed_with_1008() {
     let dir = tempfile::tempdir().unwrap();
-    let server =
-        Server::start(dir.path(), &["--ws-rate-per-sec", "10", "--ws-rate-burst", "20"]).await;
+    let server = Server::start(
+        dir.path(),
+        &["--ws-rate-per-sec", "10", "--ws-rate-burst", "20"],
+    )
+    .await;
     let mut s = typed(&server.ws_url("")).await;
     for i in 0..200 {
-        if s.send(Message::text(json!({"type": "ping", "id": i}).to_string())).await.is_err() {
+        if s.send(Message::text(json!({"type": "ping", "id": i}).to_string()))
+            .await
+            .is_err()
+        {
             break;
         }
     }
-    assert_eq!(closed_with(&mut s, Duration::from_secs(2)).await, CloseCode::Policy);
+    assert_eq!(
+        closed_with(&mut s, Duration::from_secs(2)).await,
+        CloseCode::Policy
+    );
 }
 
 #[tokio::test]
@@ -118,13 +140,21 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
     };
     assert_eq!(code, 1008);
     assert!(pings >= 1);
-    assert!(started.elapsed() < Duration::from_secs(5), "dropped after ~2 intervals");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "dropped after ~2 intervals"
+    );
 
     // A well-behaved client answers pings (tungstenite does) and stays.
     let mut ok = typed(&server.ws_url("")).await;
     let deadline = Instant::now() + Duration::from_secs(4);
     while Instant::now() < deadline {
-        match tokio::time::timeout(Duration::from_millis(500), futures::StreamExt::next(&mut ok)).await {
+        match tokio::time::timeout(
+            Duration::from_millis(500),
+            futures::StreamExt::next(&mut ok),
+        )
+        .await
+        {
             Ok(Some(Ok(Message::Close(c)))) => panic!("closed: {c:?}"),
             Ok(None) => panic!("ended"),
             _ => {}
@@ -137,7 +167,14 @@ async fn a_stalled_subscriber_is_cut_and_does_not_hold_up_a_fast_one() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &["--ws-send-queue", "128", "--ws-rate-per-sec", "100000", "--ws-rate-burst", "100000"],
+        &[
+            "--ws-send-queue",
+            "128",
+            "--ws-rate-per-sec",
+            "100000",
+            "--ws-rate-burst",
+            "100000",
+        ],
     )
     .await;
     let base = server.ws_url("");
@@ -146,7 +183,13 @@ async fn a_stalled_subscriber_is_cut_and_does_not_hold_up_a_fast_one() {
     let mut stalled = Raw::connect(server.addr, "/ws/v1", "").await;
     stalled.read_frame().await.unwrap();
     stalled
-        .send_frame(0x1, false, json!({"type": "subscribe", "id": 1, "topic": "flood"}).to_string().as_bytes())
+        .send_frame(
+            0x1,
+            false,
+            json!({"type": "subscribe", "id": 1, "topic": "flood"})
+                .to_string()
+                .as_bytes(),
+        )
         .await;
     stalled.read_frame().await.unwrap();
 
@@ -175,19 +218,36 @@ async fn a_stalled_subscriber_is_cut_and_does_not_hold_up_a_fast_one() {
     for i in 0..total {
         while i > progress.load(std::sync::atomic::Ordering::Relaxed) + 64 {
             // A reader that gave up (its recv timed out) would stall us forever.
-            assert!(!reader.is_finished(), "the fast reader stopped at {}", progress.load(std::sync::atomic::Ordering::Relaxed));
+            assert!(
+                !reader.is_finished(),
+                "the fast reader stopped at {}",
+                progress.load(std::sync::atomic::Ordering::Relaxed)
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let cmd = json!({"type": "publish", "id": i, "topic": "flood",
                          "payload": {"kind": "chat", "from": "p", "text": text}});
-        publisher.send(Message::text(cmd.to_string())).await.unwrap();
+        publisher
+            .send(Message::text(cmd.to_string()))
+            .await
+            .unwrap();
     }
     let worst = reader.await.unwrap();
     println!("fast subscriber: {total} events of 16 KiB, worst publish-to-receive lag {worst:?}");
 
     // The stalled one was cut with 1013 once its queue overflowed.
-    let metrics = common::client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("pulseboard_ws_slow_consumer_disconnects_total 1"), "{metrics}");
+    let metrics = common::client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pulseboard_ws_slow_consumer_disconnects_total 1"),
+        "{metrics}"
+    );
     assert_eq!(stalled.close_code().await, Some(1013));
 }
 
@@ -203,7 +263,10 @@ async fn shutdown_closes_typed_clients_with_1001() {
     }
     let exit = tokio::spawn(server.terminate());
     for c in &mut clients {
-        assert_eq!(closed_with(c, Duration::from_secs(5)).await, CloseCode::Away);
+        assert_eq!(
+            closed_with(c, Duration::from_secs(5)).await,
+            CloseCode::Away
+        );
     }
     assert!(exit.await.unwrap());
 }
@@ -219,13 +282,24 @@ async fn compression_is_negotiated_and_shrinks_task_events() {
     )
     .await;
     let header = raw.response.to_ascii_lowercase();
-    assert!(header.contains("sec-websocket-extensions: permessage-deflate"), "{}", raw.response);
+    assert!(
+        header.contains("sec-websocket-extensions: permessage-deflate"),
+        "{}",
+        raw.response
+    );
     raw.read_frame().await.unwrap(); // hello (small, sent uncompressed)
-    raw.send_frame(0x1, false, json!({"type": "subscribe", "id": 1, "topic": "tasks"}).to_string().as_bytes())
-        .await;
+    raw.send_frame(
+        0x1,
+        false,
+        json!({"type": "subscribe", "id": 1, "topic": "tasks"})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
     raw.read_frame().await.unwrap();
 
-    let description = "Ship the release: update the changelog, tag, publish crates, announce. ".repeat(8);
+    let description =
+        "Ship the release: update the changelog, tag, publish crates, announce. ".repeat(8);
     common::authed_client(&server.signup("ann").await)
         .post(server.url("/tasks"))
         .json(&json!({"title": "Release 1.0", "description": description}))
@@ -248,7 +322,10 @@ async fn compression_is_negotiated_and_shrinks_task_events() {
 
     // Without the offer, nothing is compressed.
     let plain = Raw::connect(server.addr, "/ws/v1", "").await;
-    assert!(!plain.response.to_ascii_lowercase().contains("permessage-deflate"));
+    assert!(!plain
+        .response
+        .to_ascii_lowercase()
+        .contains("permessage-deflate"));
 }
 
 #[tokio::test]
@@ -267,7 +344,11 @@ async fn a_decompression_bomb_is_closed_before_it_inflates() {
     let started = Instant::now();
     raw.send_frame(0x1, true, &bomb).await;
     assert_eq!(raw.close_code().await, Some(1009));
-    println!("{} byte bomb (64 MiB inflated) closed after {:?}", bomb.len(), started.elapsed());
+    println!(
+        "{} byte bomb (64 MiB inflated) closed after {:?}",
+        bomb.len(),
+        started.elapsed()
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
@@ -278,7 +359,9 @@ async fn trickling_handshakes_are_dropped_while_normal_clients_connect() {
     let mut trickling = Vec::new();
     for _ in 0..500 {
         let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        s.write_all(b"GET /ws/v1 HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        s.write_all(b"GET /ws/v1 HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
         trickling.push(s);
     }
     let start = Instant::now();
@@ -288,7 +371,11 @@ async fn trickling_handshakes_are_dropped_while_normal_clients_connect() {
         let mut c = typed(&server.ws_url("")).await;
         ws::send(&mut c, json!({"type": "ping", "id": 1})).await;
         assert_eq!(recv(&mut c).await["type"], "pong");
-        assert!(t.elapsed() < Duration::from_secs(1), "handshake took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "handshake took {:?}",
+            t.elapsed()
+        );
     }
     // Keep trickling one header byte at a time; the server must hang up.
     let mut open = trickling.len();
@@ -305,21 +392,32 @@ async fn trickling_handshakes_are_dropped_while_normal_clients_connect() {
     let mut closed = 0;
     for mut s in trickling {
         let mut buf = [0u8; 512];
-        match tokio::time::timeout(Duration::from_secs(2), tokio::io::AsyncReadExt::read(&mut s, &mut buf)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::io::AsyncReadExt::read(&mut s, &mut buf),
+        )
+        .await
+        {
             Ok(Ok(_)) | Ok(Err(_)) => closed += 1,
             Err(_) => {}
         }
     }
     assert_eq!(closed, 500, "every trickling connection was dropped");
-    println!("500 trickling connections dropped within {:?}", start.elapsed());
+    println!(
+        "500 trickling connections dropped within {:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn foreign_origins_are_refused_with_403_before_the_upgrade() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let dir = tempfile::tempdir().unwrap();
-    let server =
-        Server::start(dir.path(), &["--allowed-origins", "https://board.example.com"]).await;
+    let server = Server::start(
+        dir.path(),
+        &["--allowed-origins", "https://board.example.com"],
+    )
+    .await;
     let own = format!("http://{}", server.addr);
     for origin in [
         "https://evil.test",

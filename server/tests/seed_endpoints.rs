@@ -44,9 +44,18 @@ async fn notifications_reach_the_tasks_topic_only() {
     let mut other = connect(&server.ws_url("/ws/notifications/billing")).await;
     // Let both subscriptions settle before publishing.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    writer.post(server.url("/tasks")).json(&json!({"title": "Ship it"})).send().await.unwrap();
+    writer
+        .post(server.url("/tasks"))
+        .json(&json!({"title": "Ship it"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(recv_text(&mut tasks).await, "New task created: Ship it");
-    let nothing = tokio::time::timeout(std::time::Duration::from_millis(500), futures::StreamExt::next(&mut other)).await;
+    let nothing = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        futures::StreamExt::next(&mut other),
+    )
+    .await;
     assert!(nothing.is_err(), "other topics get nothing: {nothing:?}");
 }
 
@@ -54,8 +63,14 @@ async fn notifications_reach_the_tasks_topic_only() {
 async fn bad_path_segments_are_refused_before_the_upgrade() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
-    for path in ["/ws/notifications/a%2Ab", "/ws/a%20b", "/ws/notifications/%5Ba-z%5D"] {
-        let err = tokio_tungstenite::connect_async(server.ws_url(path)).await.unwrap_err();
+    for path in [
+        "/ws/notifications/a%2Ab",
+        "/ws/a%20b",
+        "/ws/notifications/%5Ba-z%5D",
+    ] {
+        let err = tokio_tungstenite::connect_async(server.ws_url(path))
+            .await
+            .unwrap_err();
         match err {
             tokio_tungstenite::tungstenite::Error::Http(resp) => {
                 assert_eq!(resp.status(), 400, "{path}");

@@ -77,7 +77,9 @@ fn SignInForm(auth: Auth, dispatch: Dispatch, hydrated: ReadSignal<bool>) -> imp
                     Ok(session) => {
                         let text = match which {
                             Pending::SignIn => format!("Welcome back, {}", session.username),
-                            Pending::SignUp => format!("Account created; welcome, {}", session.username),
+                            Pending::SignUp => {
+                                format!("Account created; welcome, {}", session.username)
+                            }
                         };
                         auth.set(session);
                         dispatch.run(Action::Notify(Level::Success, text));

@@ -14,7 +14,12 @@ use crate::{
 
 /// One column per status, each listing its tasks in id order.
 #[component]
-pub fn Columns(base: Vec<Task>, board: RwSignal<Board>, dispatch: Dispatch, auth: Auth) -> impl IntoView {
+pub fn Columns(
+    base: Vec<Task>,
+    board: RwSignal<Board>,
+    dispatch: Dispatch,
+    auth: Auth,
+) -> impl IntoView {
     let base = StoredValue::new(base);
     TaskStatus::ALL
         .into_iter()
@@ -80,9 +85,14 @@ fn TaskCard(task: Task, dispatch: Dispatch, auth: Auth) -> impl IntoView {
     let move_to = move |target: TaskStatus| {
         #[cfg(feature = "hydrate")]
         {
-            let Some(token) = token_or_hint(auth, dispatch) else { return };
+            let Some(token) = token_or_hint(auth, dispatch) else {
+                return;
+            };
             leptos::task::spawn_local(async move {
-                let patch = TaskPatch { status: Some(target), ..TaskPatch::default() };
+                let patch = TaskPatch {
+                    status: Some(target),
+                    ..TaskPatch::default()
+                };
                 match crate::api::update_task(&token, id, version, patch).await {
                     Ok(task) => dispatch.run(Action::Upsert(task)),
                     Err(e) => report(auth, dispatch, e),
@@ -95,7 +105,9 @@ fn TaskCard(task: Task, dispatch: Dispatch, auth: Auth) -> impl IntoView {
     let delete = move |_| {
         #[cfg(feature = "hydrate")]
         {
-            let Some(token) = token_or_hint(auth, dispatch) else { return };
+            let Some(token) = token_or_hint(auth, dispatch) else {
+                return;
+            };
             leptos::task::spawn_local(async move {
                 match crate::api::delete_task(&token, id, version).await {
                     Ok(()) => dispatch.run(Action::Removed(id)),

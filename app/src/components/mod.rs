@@ -44,7 +44,11 @@ pub fn end_session(auth: Auth, dispatch: Dispatch, reason: String) {
 #[cfg(feature = "hydrate")]
 pub fn write_failed(auth: Auth, dispatch: Dispatch, failure: Failure) -> Option<String> {
     if failure.is_unauthorized() {
-        end_session(auth, dispatch, "Your session has expired; please sign in again.".into());
+        end_session(
+            auth,
+            dispatch,
+            "Your session has expired; please sign in again.".into(),
+        );
         None
     } else {
         Some(failure.message)

@@ -87,11 +87,20 @@ impl Keys {
     }
 
     /// Signs a token for an account.
-    pub fn issue(&self, user_id: i64, username: &str) -> Result<Issued, jsonwebtoken::errors::Error> {
+    pub fn issue(
+        &self,
+        user_id: i64,
+        username: &str,
+    ) -> Result<Issued, jsonwebtoken::errors::Error> {
         let now = Utc::now();
         let ttl = self.ttl.as_secs().max(1);
         let exp = now.timestamp() + ttl as i64;
-        let claims = Claims { sub: user_id.to_string(), name: username.to_owned(), iat: now.timestamp(), exp };
+        let claims = Claims {
+            sub: user_id.to_string(),
+            name: username.to_owned(),
+            iat: now.timestamp(),
+            exp,
+        };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok(Issued {
             token,
@@ -121,7 +130,10 @@ pub enum SecretError {
     #[error("the secret file {path} is unreadable or too short: {reason}")]
     BadFile { path: String, reason: String },
     #[error("could not create the secret file {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the system random source failed: {0}")]
     Random(String),
 }
@@ -143,17 +155,28 @@ pub fn load_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>,
         Ok(text) => {
             let text = text.trim();
             if text.len() < MIN_SECRET_BYTES * 2 {
-                return Err(SecretError::BadFile { path: shown, reason: "fewer than 64 hex digits".into() });
+                return Err(SecretError::BadFile {
+                    path: shown,
+                    reason: "fewer than 64 hex digits".into(),
+                });
             }
             return Ok(text.as_bytes().to_vec());
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(SecretError::BadFile { path: shown, reason: e.to_string() }),
+        Err(e) => {
+            return Err(SecretError::BadFile {
+                path: shown,
+                reason: e.to_string(),
+            })
+        }
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| SecretError::Random(e.to_string()))?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    write_private(&path, &hex).map_err(|source| SecretError::Write { path: shown.clone(), source })?;
+    write_private(&path, &hex).map_err(|source| SecretError::Write {
+        path: shown.clone(),
+        source,
+    })?;
     tracing::info!(path = %shown, "generated a new JWT signing secret");
     Ok(hex.into_bytes())
 }
@@ -198,7 +221,8 @@ mod tests {
         let signing_input = format!("{}.{}", b64(&header), b64(&claims));
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
         mac.update(signing_input.as_bytes());
-        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let sig =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         format!("{signing_input}.{sig}")
     }
 
@@ -225,9 +249,15 @@ mod tests {
         let k = keys();
         let later = Utc::now().timestamp() + 60;
         // The forge itself is right: a well-formed token passes.
-        assert!(k.verify(&forge(hs256(), claims(later.into()), SECRET)).is_ok());
+        assert!(k
+            .verify(&forge(hs256(), claims(later.into()), SECRET))
+            .is_ok());
         // Another secret.
-        let other = forge(hs256(), claims(later.into()), b"another-secret-another-secret-xx");
+        let other = forge(
+            hs256(),
+            claims(later.into()),
+            b"another-secret-another-secret-xx",
+        );
         assert_eq!(k.verify(&other), Err(TokenError::Invalid));
         // Tampered payload, original signature.
         let good = k.issue(1, "ann").unwrap().token;
@@ -239,12 +269,24 @@ mod tests {
         for alg in ["none", "None", "NONE"] {
             let header = b64(&serde_json::json!({"alg": alg, "typ": "JWT"}));
             let body = b64(&claims(later.into()));
-            assert_eq!(k.verify(&format!("{header}.{body}.")), Err(TokenError::Invalid), "{alg}");
-            assert_eq!(k.verify(&format!("{header}.{body}")), Err(TokenError::Invalid), "{alg}");
+            assert_eq!(
+                k.verify(&format!("{header}.{body}.")),
+                Err(TokenError::Invalid),
+                "{alg}"
+            );
+            assert_eq!(
+                k.verify(&format!("{header}.{body}")),
+                Err(TokenError::Invalid),
+                "{alg}"
+            );
         }
         // Algorithm confusion: an RS256 or HS512 header, HMAC'd with our secret.
         for alg in ["RS256", "HS512", "ES256"] {
-            let t = forge(serde_json::json!({"alg": alg, "typ": "JWT"}), claims(later.into()), SECRET);
+            let t = forge(
+                serde_json::json!({"alg": alg, "typ": "JWT"}),
+                claims(later.into()),
+                SECRET,
+            );
             assert_eq!(k.verify(&t), Err(TokenError::Invalid), "{alg}");
         }
         // Garbage.
@@ -265,36 +307,63 @@ mod tests {
         assert!(k.verify(&recent).is_ok());
         // No exp at all.
         let no_exp = serde_json::json!({"sub": "1", "name": "ann", "iat": now});
-        assert_eq!(k.verify(&forge(hs256(), no_exp, SECRET)), Err(TokenError::Invalid));
+        assert_eq!(
+            k.verify(&forge(hs256(), no_exp, SECRET)),
+            Err(TokenError::Invalid)
+        );
         // A string-typed exp, far past or far future: never accepted.
         for exp in [(now - 3600).to_string(), (now + 3600).to_string()] {
             let t = forge(hs256(), claims(exp.clone().into()), SECRET);
             assert_eq!(k.verify(&t), Err(TokenError::Invalid), "exp {exp:?}");
         }
         // nbf in the future, as a number or as a string: not yet valid.
-        for nbf in [serde_json::json!(now + 3600), serde_json::json!((now + 3600).to_string())] {
+        for nbf in [
+            serde_json::json!(now + 3600),
+            serde_json::json!((now + 3600).to_string()),
+        ] {
             let mut c = claims((now + 60).into());
             c["nbf"] = nbf.clone();
-            assert_eq!(k.verify(&forge(hs256(), c, SECRET)), Err(TokenError::Invalid), "nbf {nbf}");
+            assert_eq!(
+                k.verify(&forge(hs256(), c, SECRET)),
+                Err(TokenError::Invalid),
+                "nbf {nbf}"
+            );
         }
     }
 
     #[test]
     fn secrets_are_configured_or_generated_once() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(load_secret(Some("short"), dir.path()), Err(SecretError::TooShort)));
+        assert!(matches!(
+            load_secret(Some("short"), dir.path()),
+            Err(SecretError::TooShort)
+        ));
         let configured = "x".repeat(32);
-        assert_eq!(load_secret(Some(&configured), dir.path()).unwrap(), configured.as_bytes());
+        assert_eq!(
+            load_secret(Some(&configured), dir.path()).unwrap(),
+            configured.as_bytes()
+        );
         let first = load_secret(None, dir.path()).unwrap();
         assert_eq!(first.len(), 64);
-        assert_eq!(load_secret(None, dir.path()).unwrap(), first, "kept across restarts");
+        assert_eq!(
+            load_secret(None, dir.path()).unwrap(),
+            first,
+            "kept across restarts"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(SECRET_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let other = tempfile::tempdir().unwrap();
-        assert_ne!(load_secret(None, other.path()).unwrap(), first, "random per data directory");
+        assert_ne!(
+            load_secret(None, other.path()).unwrap(),
+            first,
+            "random per data directory"
+        );
     }
 }

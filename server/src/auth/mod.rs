@@ -54,7 +54,9 @@ pub struct Auth {
 /// connections does, and dead entries are pruned as the map grows.
 #[derive(Default)]
 pub struct LiveAccounts {
-    map: std::sync::Mutex<std::collections::HashMap<i64, std::sync::Weak<tokio_util::sync::CancellationToken>>>,
+    map: std::sync::Mutex<
+        std::collections::HashMap<i64, std::sync::Weak<tokio_util::sync::CancellationToken>>,
+    >,
 }
 
 impl LiveAccounts {
@@ -93,7 +95,9 @@ pub struct AuthUser {
 impl AuthUser {
     /// How long until the token expires (zero if it already has).
     pub fn remaining(&self) -> Duration {
-        (self.expires_at - Utc::now()).to_std().unwrap_or(Duration::ZERO)
+        (self.expires_at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
     }
 }
 
@@ -120,23 +124,41 @@ impl From<AuthError> for ApiError {
 }
 
 /// Checks a token and that its account still exists.
-pub async fn authenticate(auth: &Auth, store: &TaskStore, token: &str) -> Result<AuthUser, AuthError> {
+pub async fn authenticate(
+    auth: &Auth,
+    store: &TaskStore,
+    token: &str,
+) -> Result<AuthUser, AuthError> {
     let claims = auth.keys.verify(token)?;
-    let id: i64 = claims.sub.parse().map_err(|_| AuthError::Token(TokenError::Invalid))?;
+    let id: i64 = claims
+        .sub
+        .parse()
+        .map_err(|_| AuthError::Token(TokenError::Invalid))?;
     let user = store.users().by_id(id).await.map_err(|e| {
         tracing::error!(error = %e, "looking up a token's account failed");
         AuthError::Store
     })?;
     let user = user.ok_or(AuthError::UserGone)?;
-    Ok(AuthUser { id, username: user.username, expires_at: claims.expires_at() })
+    Ok(AuthUser {
+        id,
+        username: user.username,
+        expires_at: claims.expires_at(),
+    })
 }
 
 /// The token of an `Authorization: Bearer <token>` header. `Err` when the
 /// header is there but is not a bearer credential.
 fn bearer_header(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let value = value.to_str().map_err(|_| AuthError::Token(TokenError::Invalid))?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or(AuthError::Token(TokenError::Invalid))?;
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::Token(TokenError::Invalid))?;
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or(AuthError::Token(TokenError::Invalid))?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::Token(TokenError::Invalid));
     }
@@ -155,7 +177,9 @@ pub fn bearer_protocol(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
-    let at = offered.iter().position(|p| p.eq_ignore_ascii_case(BEARER_PROTOCOL))?;
+    let at = offered
+        .iter()
+        .position(|p| p.eq_ignore_ascii_case(BEARER_PROTOCOL))?;
     offered.get(at + 1).map(|t| (*t).to_owned())
 }
 
@@ -167,7 +191,9 @@ fn query_token(parts: &Parts) -> Option<String> {
 
 /// `application/x-www-form-urlencoded` pairs, decoded.
 fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default().into_iter()
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .unwrap_or_default()
+        .into_iter()
 }
 
 /// The token a WebSocket upgrade carries, from the header, the subprotocol
@@ -182,7 +208,10 @@ pub fn ws_token(parts: &Parts) -> Result<Option<String>, AuthError> {
 /// Counts a refusal in the metrics and turns it into the API's error.
 fn rejected(state: &AppState, e: AuthError) -> ApiError {
     if e != AuthError::Store {
-        state.metrics.auth_rejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state
+            .metrics
+            .auth_rejections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     e.into()
 }
@@ -197,7 +226,9 @@ impl FromRequestParts<AppState> for RequireUser {
         let token = bearer_header(&parts.headers)
             .and_then(|t| t.ok_or(AuthError::Missing))
             .map_err(|e| rejected(state, e))?;
-        let user = authenticate(&state.auth, &state.store, token).await.map_err(|e| rejected(state, e))?;
+        let user = authenticate(&state.auth, &state.store, token)
+            .await
+            .map_err(|e| rejected(state, e))?;
         Ok(RequireUser(user))
     }
 }
@@ -256,9 +287,18 @@ mod tests {
 
     #[test]
     fn tokens_come_from_header_then_subprotocol_then_query() {
-        let p = parts("/ws?token=q", &[("authorization", "Bearer h"), ("sec-websocket-protocol", "bearer, s")]);
+        let p = parts(
+            "/ws?token=q",
+            &[
+                ("authorization", "Bearer h"),
+                ("sec-websocket-protocol", "bearer, s"),
+            ],
+        );
         assert_eq!(ws_token(&p).unwrap().as_deref(), Some("h"));
-        let p = parts("/ws?token=q", &[("sec-websocket-protocol", "chat, bearer, s")]);
+        let p = parts(
+            "/ws?token=q",
+            &[("sec-websocket-protocol", "chat, bearer, s")],
+        );
         assert_eq!(ws_token(&p).unwrap().as_deref(), Some("s"));
         let p = parts("/ws?a=1&token=a%2Eb", &[]);
         assert_eq!(ws_token(&p).unwrap().as_deref(), Some("a.b"));

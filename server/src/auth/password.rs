@@ -37,12 +37,19 @@ impl Hasher {
         let mut random = [0u8; 16];
         getrandom::fill(&mut random).map_err(|e| HashError::Hash(e.to_string()))?;
         let decoy = hash_now(&format!("{random:?}"))?;
-        Ok(Hasher { permits: Arc::new(Semaphore::new(CONCURRENT_HASHES)), decoy })
+        Ok(Hasher {
+            permits: Arc::new(Semaphore::new(CONCURRENT_HASHES)),
+            decoy,
+        })
     }
 
     /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) to store.
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashError::Interrupted)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| HashError::Interrupted)?;
         let password = password.to_owned();
         tokio::task::spawn_blocking(move || hash_now(&password))
             .await
@@ -52,13 +59,18 @@ impl Hasher {
     /// Whether `password` matches `stored`; with no stored hash (no such
     /// user) it checks against the decoy and answers false.
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else { return false };
+        let Ok(_permit) = self.permits.acquire().await else {
+            return false;
+        };
         let exists = stored.is_some();
         let stored = stored.unwrap_or(&self.decoy).to_owned();
         let password = password.to_owned();
         let matched = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored)
-                .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            PasswordHash::new(&stored).is_ok_and(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
         })
         .await
         .unwrap_or(false);
@@ -89,6 +101,9 @@ mod tests {
         assert!(h.verify("correct horse", Some(&a)).await);
         assert!(!h.verify("correct hors", Some(&a)).await);
         assert!(!h.verify("correct horse", Some("not a phc string")).await);
-        assert!(!h.verify("correct horse", None).await, "no user never verifies");
+        assert!(
+            !h.verify("correct horse", None).await,
+            "no user never verifies"
+        );
     }
 }

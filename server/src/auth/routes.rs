@@ -51,7 +51,12 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(PeerAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+        Ok(PeerAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
     }
 }
 
@@ -66,7 +71,9 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Form<T> 
         match axum::Form::<T>::from_request(req, state).await {
             Ok(axum::Form(v)) => Ok(Form(v)),
             Err(FormRejection::InvalidFormContentType(_)) => Err(ApiError::UnsupportedForm),
-            Err(FormRejection::FailedToDeserializeFormBody(e)) => Err(ApiError::BadBody(e.body_text())),
+            Err(FormRejection::FailedToDeserializeFormBody(e)) => {
+                Err(ApiError::BadBody(e.body_text()))
+            }
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
             Err(e) => Err(ApiError::BadBody(e.body_text())),
         }
@@ -74,14 +81,21 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Form<T> 
 }
 
 fn token_response(state: &AppState, user_id: i64, username: &str) -> Result<Response, ApiError> {
-    let issued = state.auth.keys.issue(user_id, username).map_err(ApiError::internal)?;
+    let issued = state
+        .auth
+        .keys
+        .issue(user_id, username)
+        .map_err(ApiError::internal)?;
     let body = TokenResponse {
         access_token: issued.token,
         token_type: "bearer".into(),
         expires_in: issued.expires_in,
     };
     // RFC 6749 §5.1: token responses must not be cached.
-    let headers = [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")];
+    let headers = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::PRAGMA, "no-cache"),
+    ];
     Ok((StatusCode::OK, headers, axum::Json(body)).into_response())
 }
 
@@ -98,12 +112,24 @@ async fn register(
         return Err(ApiError::UsernameTaken);
     }
     // Counted once the request would cost a hash and a row.
-    state.auth.registrations.take(addr).map_err(ApiError::TooManyRegistrations)?;
-    let hash = state.auth.hasher.hash(&body.password).await.map_err(ApiError::internal)?;
-    let user = users.create(&body.username, &hash).await.map_err(|e| match e {
-        StoreError::UsernameTaken => ApiError::UsernameTaken,
-        other => other.into(),
-    })?;
+    state
+        .auth
+        .registrations
+        .take(addr)
+        .map_err(ApiError::TooManyRegistrations)?;
+    let hash = state
+        .auth
+        .hasher
+        .hash(&body.password)
+        .await
+        .map_err(ApiError::internal)?;
+    let user = users
+        .create(&body.username, &hash)
+        .await
+        .map_err(|e| match e {
+            StoreError::UsernameTaken => ApiError::UsernameTaken,
+            other => other.into(),
+        })?;
     tracing::info!(user = %user.username, "account registered");
     let location = [(header::LOCATION, "/users/me")];
     Ok((StatusCode::CREATED, location, axum::Json(user.info())).into_response())
@@ -115,18 +141,37 @@ async fn token(
     Form(form): Form<TokenForm>,
 ) -> Result<Response, ApiError> {
     if form.grant_type.as_deref().is_some_and(|g| g != "password") {
-        return Err(ApiError::Validation("grant_type must be \"password\"".into()));
+        return Err(ApiError::Validation(
+            "grant_type must be \"password\"".into(),
+        ));
     }
     // A name that could never be registered is not worth a table entry.
-    if validate_username(&form.username).is_err() || form.password.chars().count() > app::protocol::PASSWORD_MAX {
-        state.auth.throttle.attempt("", addr).map_err(ApiError::TooManyAttempts)?;
+    if validate_username(&form.username).is_err()
+        || form.password.chars().count() > app::protocol::PASSWORD_MAX
+    {
+        state
+            .auth
+            .throttle
+            .attempt("", addr)
+            .map_err(ApiError::TooManyAttempts)?;
         return Err(ApiError::InvalidCredentials);
     }
     // Counted as a failure from here until the password is found right, so
     // concurrent guesses cannot all get past the throttle.
-    state.auth.throttle.attempt(&form.username, addr).map_err(ApiError::TooManyAttempts)?;
+    state
+        .auth
+        .throttle
+        .attempt(&form.username, addr)
+        .map_err(ApiError::TooManyAttempts)?;
     let user = state.store.users().by_name(&form.username).await?;
-    let ok = state.auth.hasher.verify(&form.password, user.as_ref().map(|u| u.password_hash.as_str())).await;
+    let ok = state
+        .auth
+        .hasher
+        .verify(
+            &form.password,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+        )
+        .await;
     match user {
         Some(user) if ok => {
             state.auth.throttle.succeeded(&form.username);
@@ -135,7 +180,10 @@ async fn token(
             token_response(&state, user.id, &user.username)
         }
         _ => {
-            state.metrics.login_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state
+                .metrics
+                .login_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(user = %form.username, "login failed");
             Err(ApiError::InvalidCredentials)
         }
@@ -149,12 +197,23 @@ async fn refresh(
     token_response(&state, user.id, &user.username)
 }
 
-async fn me(State(state): State<AppState>, RequireUser(user): RequireUser) -> Result<axum::Json<UserInfo>, ApiError> {
-    let stored = state.store.users().by_id(user.id).await?.ok_or(super::AuthError::UserGone)?;
+async fn me(
+    State(state): State<AppState>,
+    RequireUser(user): RequireUser,
+) -> Result<axum::Json<UserInfo>, ApiError> {
+    let stored = state
+        .store
+        .users()
+        .by_id(user.id)
+        .await?
+        .ok_or(super::AuthError::UserGone)?;
     Ok(axum::Json(stored.info()))
 }
 
-async fn delete_me(State(state): State<AppState>, RequireUser(user): RequireUser) -> Result<StatusCode, ApiError> {
+async fn delete_me(
+    State(state): State<AppState>,
+    RequireUser(user): RequireUser,
+) -> Result<StatusCode, ApiError> {
     let AuthUser { id, .. } = user;
     let users = state.store.users();
     let stored = users.by_id(id).await?.ok_or(super::AuthError::UserGone)?;
@@ -165,7 +224,11 @@ async fn delete_me(State(state): State<AppState>, RequireUser(user): RequireUser
     tracing::info!(user = %stored.username, "account deleted");
     state.auth.live.end(stored.id);
     // Whoever registers this name next starts with an empty personal topic.
-    if let Err(e) = state.rt.forget(&app::protocol::user_topic(&stored.username)).await {
+    if let Err(e) = state
+        .rt
+        .forget(&app::protocol::user_topic(&stored.username))
+        .await
+    {
         tracing::error!(error = %e, "dropping a deleted account's notification history failed");
     }
     for task in &unassigned {

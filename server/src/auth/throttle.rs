@@ -43,7 +43,11 @@ pub struct LoginThrottle {
 
 impl LoginThrottle {
     pub fn new(max_failures: u32, window: Duration) -> Self {
-        LoginThrottle { max_failures: max_failures.max(1), window, entries: Mutex::default() }
+        LoginThrottle {
+            max_failures: max_failures.max(1),
+            window,
+            entries: Mutex::default(),
+        }
     }
 
     fn limit(&self, key: &Key) -> u32 {
@@ -87,7 +91,12 @@ impl LoginThrottle {
         }
     }
 
-    fn check_locked(&self, entries: &HashMap<Key, Entry>, username: &str, addr: Option<IpAddr>) -> Result<(), Duration> {
+    fn check_locked(
+        &self,
+        entries: &HashMap<Key, Entry>,
+        username: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<(), Duration> {
         let now = Instant::now();
         let mut wait = Duration::ZERO;
         for key in Self::keys(username, addr) {
@@ -111,7 +120,12 @@ impl LoginThrottle {
         self.count_locked(&mut entries, username, addr);
     }
 
-    fn count_locked(&self, entries: &mut HashMap<Key, Entry>, username: &str, addr: Option<IpAddr>) {
+    fn count_locked(
+        &self,
+        entries: &mut HashMap<Key, Entry>,
+        username: &str,
+        addr: Option<IpAddr>,
+    ) {
         let now = Instant::now();
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, e| now.duration_since(e.since) < self.window);
@@ -121,9 +135,15 @@ impl LoginThrottle {
                 tracing::warn!("login throttle table full; not counting a failure");
                 continue;
             }
-            let e = entries.entry(key).or_insert(Entry { failures: 0, since: now });
+            let e = entries.entry(key).or_insert(Entry {
+                failures: 0,
+                since: now,
+            });
             if now.duration_since(e.since) >= self.window {
-                *e = Entry { failures: 0, since: now };
+                *e = Entry {
+                    failures: 0,
+                    since: now,
+                };
             }
             e.failures = e.failures.saturating_add(1);
         }
@@ -148,7 +168,11 @@ pub struct AddressQuota {
 
 impl AddressQuota {
     pub fn new(max: u32, window: Duration) -> Self {
-        AddressQuota { max: max.max(1), window, entries: Mutex::default() }
+        AddressQuota {
+            max: max.max(1),
+            window,
+            entries: Mutex::default(),
+        }
     }
 
     /// Takes one from the address's quota, or says how long until it
@@ -165,10 +189,16 @@ impl AddressQuota {
                 return Ok(());
             }
         }
-        let e = entries.entry(addr).or_insert(Entry { failures: 0, since: now });
+        let e = entries.entry(addr).or_insert(Entry {
+            failures: 0,
+            since: now,
+        });
         let age = now.duration_since(e.since);
         if age >= self.window {
-            *e = Entry { failures: 0, since: now };
+            *e = Entry {
+                failures: 0,
+                since: now,
+            };
         } else if e.failures >= self.max {
             return Err(self.window - age);
         }
@@ -223,7 +253,9 @@ mod tests {
         assert!(q.take(ADDR).is_ok());
         assert!(q.take(ADDR).is_ok());
         assert_eq!(q.take(ADDR), Err(Duration::from_secs(3600)));
-        assert!(q.take(Some(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)))).is_ok());
+        assert!(q
+            .take(Some(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2))))
+            .is_ok());
         assert!(q.take(None).is_ok());
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert!(q.take(ADDR).is_ok());

@@ -58,7 +58,10 @@ impl Topic {
     }
 
     fn position(&self) -> StreamPosition {
-        StreamPosition { offset: self.offset, epoch: self.epoch.clone() }
+        StreamPosition {
+            offset: self.offset,
+            epoch: self.epoch.clone(),
+        }
     }
 }
 
@@ -117,7 +120,11 @@ impl MemoryBroker {
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         MemoryBroker {
-            state: Arc::new(Mutex::new(State { topics: HashMap::new(), subscribed: HashSet::new(), since_sweep: 0 })),
+            state: Arc::new(Mutex::new(State {
+                topics: HashMap::new(),
+                subscribed: HashSet::new(),
+                since_sweep: 0,
+            })),
             deliver,
             limits,
             node: format!(
@@ -253,7 +260,10 @@ fn recover(topic: &Topic, since: &StreamPosition) -> Recovery {
     if since.offset == topic.offset {
         return Recovery::Complete(Vec::new());
     }
-    let oldest = topic.events.front().map_or(topic.offset + 1, |(_, e)| e.offset);
+    let oldest = topic
+        .events
+        .front()
+        .map_or(topic.offset + 1, |(_, e)| e.offset);
     if since.offset + 1 < oldest {
         return Recovery::Gap;
     }
@@ -272,14 +282,20 @@ mod tests {
     use super::*;
 
     fn chat(n: u32) -> Payload {
-        Payload::Chat { from: "t".into(), text: n.to_string() }
+        Payload::Chat {
+            from: "t".into(),
+            text: n.to_string(),
+        }
     }
 
     fn broker(max_events: usize) -> (MemoryBroker, Arc<Mutex<Vec<Event>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let b = MemoryBroker::new(
-            HistoryLimits { max_events, max_age: Duration::from_secs(60) },
+            HistoryLimits {
+                max_events,
+                max_age: Duration::from_secs(60),
+            },
             Arc::new(move |e| sink.lock().unwrap().push(e)),
         );
         (b, seen)
@@ -292,7 +308,12 @@ mod tests {
         assert_eq!(b.publish("a", chat(1)).await.unwrap().offset, 1);
         assert_eq!(b.publish("a", chat(2)).await.unwrap().offset, 2);
         assert_eq!(b.publish("b", chat(3)).await.unwrap().offset, 1);
-        let seen: Vec<_> = seen.lock().unwrap().iter().map(|e| (e.topic.clone(), e.offset)).collect();
+        let seen: Vec<_> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| (e.topic.clone(), e.offset))
+            .collect();
         assert_eq!(seen, vec![("a".to_owned(), 1), ("a".to_owned(), 2)]);
         b.unsubscribe("a").await.unwrap();
         b.publish("a", chat(4)).await.unwrap();
@@ -306,15 +327,27 @@ mod tests {
         for i in 0..5 {
             b.publish("t", chat(i)).await.unwrap();
         }
-        let since = StreamPosition { offset: 2, epoch: start.epoch.clone() };
+        let since = StreamPosition {
+            offset: 2,
+            epoch: start.epoch.clone(),
+        };
         match b.history("t", &since).await.unwrap() {
             Recovery::Complete(events) => {
-                assert_eq!(events.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![3, 4, 5])
+                assert_eq!(
+                    events.iter().map(|e| e.offset).collect::<Vec<_>>(),
+                    vec![3, 4, 5]
+                )
             }
             Recovery::Gap => panic!("expected recovery"),
         }
-        let now = StreamPosition { offset: 5, epoch: start.epoch.clone() };
-        assert_eq!(b.history("t", &now).await.unwrap(), Recovery::Complete(vec![]));
+        let now = StreamPosition {
+            offset: 5,
+            epoch: start.epoch.clone(),
+        };
+        assert_eq!(
+            b.history("t", &now).await.unwrap(),
+            Recovery::Complete(vec![])
+        );
     }
 
     #[tokio::test]
@@ -327,8 +360,14 @@ mod tests {
         assert_ne!(fresh.epoch, start.epoch);
         assert_eq!(fresh.offset, 0);
         assert_eq!(b.history("user:bob", &start).await.unwrap(), Recovery::Gap);
-        let zero = StreamPosition { offset: 0, epoch: fresh.epoch };
-        assert_eq!(b.history("user:bob", &zero).await.unwrap(), Recovery::Complete(vec![]));
+        let zero = StreamPosition {
+            offset: 0,
+            epoch: fresh.epoch,
+        };
+        assert_eq!(
+            b.history("user:bob", &zero).await.unwrap(),
+            Recovery::Complete(vec![])
+        );
     }
 
     #[tokio::test]
@@ -341,7 +380,9 @@ mod tests {
         b.unsubscribe("quiet").await.unwrap();
         b.lock().sweep(b.limits, Instant::now());
         b.publish("quiet", chat(1)).await.unwrap();
-        assert!(matches!(b.history("quiet", &left_at).await.unwrap(), Recovery::Complete(v) if v.len() == 1));
+        assert!(
+            matches!(b.history("quiet", &left_at).await.unwrap(), Recovery::Complete(v) if v.len() == 1)
+        );
 
         // Cycling through names leaves nothing behind once they are idle.
         for i in 0..100 {
@@ -354,7 +395,11 @@ mod tests {
         let held = b.position("held").await.unwrap();
         b.lock().sweep(b.limits, later());
         let names: Vec<String> = b.lock().topics.keys().cloned().collect();
-        assert_eq!(names, vec!["held".to_owned()], "only the subscribed topic stays");
+        assert_eq!(
+            names,
+            vec!["held".to_owned()],
+            "only the subscribed topic stays"
+        );
         assert_eq!(b.position("held").await.unwrap(), held);
 
         // "quiet" came back in a new epoch: the old position is a gap.
@@ -370,14 +415,28 @@ mod tests {
         for i in 0..10 {
             b.publish("t", chat(i)).await.unwrap();
         }
-        let old = StreamPosition { offset: 2, epoch: start.epoch.clone() };
+        let old = StreamPosition {
+            offset: 2,
+            epoch: start.epoch.clone(),
+        };
         assert_eq!(b.history("t", &old).await.unwrap(), Recovery::Gap);
         // Offset 7 is the last one not kept: events 8, 9, 10 are all there.
-        let edge = StreamPosition { offset: 7, epoch: start.epoch.clone() };
-        assert!(matches!(b.history("t", &edge).await.unwrap(), Recovery::Complete(e) if e.len() == 3));
-        let other_epoch = StreamPosition { offset: 9, epoch: "elsewhere".into() };
+        let edge = StreamPosition {
+            offset: 7,
+            epoch: start.epoch.clone(),
+        };
+        assert!(
+            matches!(b.history("t", &edge).await.unwrap(), Recovery::Complete(e) if e.len() == 3)
+        );
+        let other_epoch = StreamPosition {
+            offset: 9,
+            epoch: "elsewhere".into(),
+        };
         assert_eq!(b.history("t", &other_epoch).await.unwrap(), Recovery::Gap);
-        let future = StreamPosition { offset: 99, epoch: start.epoch };
+        let future = StreamPosition {
+            offset: 99,
+            epoch: start.epoch,
+        };
         assert_eq!(b.history("t", &future).await.unwrap(), Recovery::Gap);
         assert_eq!(b.history("unknown", &edge).await.unwrap(), Recovery::Gap);
     }
@@ -387,7 +446,10 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let b = MemoryBroker::new(
-            HistoryLimits { max_events: 100, max_age: Duration::from_millis(20) },
+            HistoryLimits {
+                max_events: 100,
+                max_age: Duration::from_millis(20),
+            },
             Arc::new(move |e| sink.lock().unwrap().push(e)),
         );
         let start = b.position("t").await.unwrap();
@@ -400,6 +462,9 @@ mod tests {
     async fn each_broker_instance_has_its_own_epochs() {
         let (a, _) = broker(3);
         let (b, _) = broker(3);
-        assert_ne!(a.position("t").await.unwrap().epoch, b.position("t").await.unwrap().epoch);
+        assert_ne!(
+            a.position("t").await.unwrap().epoch,
+            b.position("t").await.unwrap().epoch
+        );
     }
 }

@@ -137,9 +137,15 @@ impl TaskStore {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -266,12 +272,16 @@ impl TaskStore {
 
 /// The directory of a `sqlite://path?query` URL's file, if it has one.
 fn sqlite_parent_dir(url: &str) -> Option<&std::path::Path> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     if path.is_empty() || path == ":memory:" {
         return None;
     }
-    std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty())
+    std::path::Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
 }
 
 #[cfg(test)]
@@ -301,9 +311,15 @@ mod tests {
         let b = s.create(draft("b")).await.unwrap();
         assert_eq!((a.version, b.id > a.id), (1, true));
         assert_eq!(s.list().await.unwrap(), vec![a.clone(), b.clone()]);
-        let change = Change { status: Some(TaskStatus::Done), ..Change::default() };
+        let change = Change {
+            status: Some(TaskStatus::Done),
+            ..Change::default()
+        };
         let a2 = s.update(a.id, change, Some(1)).await.unwrap();
-        assert_eq!((a2.version, a2.status, a2.title.as_str()), (2, TaskStatus::Done, "a"));
+        assert_eq!(
+            (a2.version, a2.status, a2.title.as_str()),
+            (2, TaskStatus::Done, "a")
+        );
         assert_eq!(s.get(a.id).await.unwrap(), a2);
         let gone = s.delete(a.id, None).await.unwrap();
         assert_eq!(gone, a2);
@@ -319,8 +335,14 @@ mod tests {
             Err(StoreError::Conflict(current)) => assert_eq!(current.version, 2),
             other => panic!("expected a conflict, got {other:?}"),
         }
-        assert!(matches!(s.delete(a.id, Some(1)).await, Err(StoreError::Conflict(_))));
-        assert!(matches!(s.delete(999, None).await, Err(StoreError::NotFound(999))));
+        assert!(matches!(
+            s.delete(a.id, Some(1)).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.delete(999, None).await,
+            Err(StoreError::NotFound(999))
+        ));
         assert!(matches!(
             s.update(999, Change::default(), Some(1)).await,
             Err(StoreError::NotFound(999))
@@ -331,14 +353,30 @@ mod tests {
     async fn assignee_is_set_kept_and_cleared() {
         let (s, _dir) = store().await;
         let a = s.create(draft("a")).await.unwrap();
-        assert_eq!((a.created_by.as_deref(), a.assignee.as_deref()), (Some("ann"), None));
-        let assign = Change { assignee: Some(Some("bob".into())), ..Change::default() };
+        assert_eq!(
+            (a.created_by.as_deref(), a.assignee.as_deref()),
+            (Some("ann"), None)
+        );
+        let assign = Change {
+            assignee: Some(Some("bob".into())),
+            ..Change::default()
+        };
         let a = s.update(a.id, assign, None).await.unwrap();
         assert_eq!(a.assignee.as_deref(), Some("bob"));
-        let title = Change { title: Some("b".into()), ..Change::default() };
+        let title = Change {
+            title: Some("b".into()),
+            ..Change::default()
+        };
         let a = s.update(a.id, title, None).await.unwrap();
-        assert_eq!(a.assignee.as_deref(), Some("bob"), "an unrelated change keeps the assignee");
-        let clear = Change { assignee: Some(None), ..Change::default() };
+        assert_eq!(
+            a.assignee.as_deref(),
+            Some("bob"),
+            "an unrelated change keeps the assignee"
+        );
+        let clear = Change {
+            assignee: Some(None),
+            ..Change::default()
+        };
         assert_eq!(s.update(a.id, clear, None).await.unwrap().assignee, None);
     }
 
@@ -361,22 +399,40 @@ mod tests {
             return;
         };
         sqlx::any::install_default_drivers();
-        let schema = format!("pb_test_{}_{}", std::process::id(), Utc::now().timestamp_micros());
-        let admin = sqlx::AnyPool::connect(&base).await.expect("connect to postgres");
-        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
+        let schema = format!(
+            "pb_test_{}_{}",
+            std::process::id(),
+            Utc::now().timestamp_micros()
+        );
+        let admin = sqlx::AnyPool::connect(&base)
+            .await
+            .expect("connect to postgres");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
         let result = async move {
             let s = TaskStore::connect(&url).await.unwrap();
             let a = s.create(draft("a")).await.unwrap();
             assert_eq!((a.version, a.created_by.as_deref()), (1, Some("ann")));
-            let assign = Change { assignee: Some(Some("bob".into())), ..Change::default() };
+            let assign = Change {
+                assignee: Some(Some("bob".into())),
+                ..Change::default()
+            };
             let a2 = s.update(a.id, assign, Some(1)).await.unwrap();
             assert_eq!((a2.version, a2.assignee.as_deref()), (2, Some("bob")));
-            assert!(matches!(s.update(a.id, Change::default(), Some(1)).await, Err(StoreError::Conflict(_))));
+            assert!(matches!(
+                s.update(a.id, Change::default(), Some(1)).await,
+                Err(StoreError::Conflict(_))
+            ));
             let users = s.users();
             let bob = users.create("bob", "$argon2id$x").await.unwrap();
-            assert!(matches!(users.create("bob", "$argon2id$y").await, Err(StoreError::UsernameTaken)));
+            assert!(matches!(
+                users.create("bob", "$argon2id$y").await,
+                Err(StoreError::UsernameTaken)
+            ));
             let cleared = users.delete(&bob).await.unwrap();
             assert_eq!(cleared.len(), 1);
             assert_eq!(cleared[0].assignee, None);
@@ -386,7 +442,10 @@ mod tests {
         };
         // Drop the schema whether or not the checks passed.
         let outcome = tokio::spawn(result).await;
-        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.unwrap();
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&admin)
+            .await
+            .unwrap();
         if let Err(panic) = outcome {
             std::panic::resume_unwind(panic.into_panic());
         }

@@ -24,14 +24,20 @@ pub struct User {
 
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User").field("id", &self.id).field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
 impl User {
     /// What the API shows of an account.
     pub fn info(&self) -> UserInfo {
-        UserInfo { username: self.username.clone(), created_at: self.created_at }
+        UserInfo {
+            username: self.username.clone(),
+            created_at: self.created_at,
+        }
     }
 }
 
@@ -77,10 +83,12 @@ impl UserStore {
     }
 
     pub async fn by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -131,11 +139,17 @@ mod tests {
             .unwrap();
         let users = store.users();
         let ann = users.create("ann", "$argon2id$x").await.unwrap();
-        assert!(matches!(users.create("ann", "$argon2id$y").await, Err(StoreError::UsernameTaken)));
+        assert!(matches!(
+            users.create("ann", "$argon2id$y").await,
+            Err(StoreError::UsernameTaken)
+        ));
         assert_eq!(users.by_name("ann").await.unwrap().unwrap().id, ann.id);
         assert_eq!(users.by_id(ann.id).await.unwrap().unwrap().username, "ann");
         assert!(users.by_name("bob").await.unwrap().is_none());
-        assert!(!format!("{ann:?}").contains("argon2"), "Debug must not show the hash");
+        assert!(
+            !format!("{ann:?}").contains("argon2"),
+            "Debug must not show the hash"
+        );
 
         let draft = Draft {
             title: "t".into(),
@@ -147,10 +161,20 @@ mod tests {
         let task = store.create(draft).await.unwrap();
         let cleared = users.delete(&ann).await.unwrap();
         assert_eq!(cleared.len(), 1);
-        assert_eq!((cleared[0].id, cleared[0].assignee.as_deref()), (task.id, None));
-        assert_eq!(cleared[0].created_by.as_deref(), Some("ann"), "the creator stays on record");
+        assert_eq!(
+            (cleared[0].id, cleared[0].assignee.as_deref()),
+            (task.id, None)
+        );
+        assert_eq!(
+            cleared[0].created_by.as_deref(),
+            Some("ann"),
+            "the creator stays on record"
+        );
         assert!(users.by_id(ann.id).await.unwrap().is_none());
-        assert!(matches!(users.delete(&ann).await, Err(StoreError::UserNotFound)));
+        assert!(matches!(
+            users.delete(&ann).await,
+            Err(StoreError::UserNotFound)
+        ));
         // A new account of the same name is a new id.
         let again = users.create("ann", "$argon2id$z").await.unwrap();
         assert!(again.id > ann.id);

@@ -25,25 +25,35 @@ impl Handler for Chat {
     }
 
     async fn on_text(&mut self, ctx: &mut Ctx, text: &str) -> Flow {
-        let payload = Payload::Chat { from: self.client_id.clone(), text: text.to_owned() };
+        let payload = Payload::Chat {
+            from: self.client_id.clone(),
+            text: text.to_owned(),
+        };
         match ctx.publish(CHAT_TOPIC, payload).await {
             Ok(_) => Flow::Continue,
-            Err(e) => Flow::Close(super::typed::INTERNAL, format!("message not delivered: {e}")),
+            Err(e) => Flow::Close(
+                super::typed::INTERNAL,
+                format!("message not delivered: {e}"),
+            ),
         }
     }
 
     fn render(&self, delivery: &Delivery) -> Option<Frame> {
         match &delivery.event.payload {
             Payload::Chat { from, text } => Some(Frame::text(format!("Client {from}: {text}"))),
-            Payload::Presence { user, online: false } => {
-                Some(Frame::text(format!("Client {user} left the chat")))
-            }
+            Payload::Presence {
+                user,
+                online: false,
+            } => Some(Frame::text(format!("Client {user} left the chat"))),
             _ => None,
         }
     }
 
     async fn on_close(&mut self, ctx: &mut Ctx) {
-        let left = Payload::Presence { user: self.client_id.clone(), online: false };
+        let left = Payload::Presence {
+            user: self.client_id.clone(),
+            online: false,
+        };
         if let Err(e) = ctx.publish(CHAT_TOPIC, left).await {
             tracing::warn!(error = %e, "could not announce a chat departure");
         }

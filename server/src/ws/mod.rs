@@ -54,7 +54,10 @@ pub fn options(config: &Config) -> Options {
 /// protocol errors); invalid UTF-8 is detected a layer above that, so we
 /// send its 1007 ourselves. Bounded, so a peer that stopped reading cannot
 /// hold us.
-pub async fn finish_after(ws: &mut yawc::WebSocket<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>, error: &yawc::WebSocketError) {
+pub async fn finish_after(
+    ws: &mut yawc::WebSocket<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>,
+    error: &yawc::WebSocketError,
+) {
     if matches!(error, yawc::WebSocketError::InvalidUTF8) {
         let close = Frame::close(CloseCode::Invalid, "text message is not valid UTF-8");
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.send(close)).await;
@@ -113,13 +116,22 @@ pub struct Permit(Arc<ConnectionGate>);
 impl Drop for Permit {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::AcqRel);
-        self.0.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.0
+            .metrics
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl ConnectionGate {
     pub fn new(max: usize, per_user_max: usize, metrics: Arc<Metrics>) -> Self {
-        ConnectionGate { open: AtomicUsize::new(0), max, metrics, per_user_max, per_user: Default::default() }
+        ConnectionGate {
+            open: AtomicUsize::new(0),
+            max,
+            metrics,
+            per_user_max,
+            per_user: Default::default(),
+        }
     }
 
     /// A slot for one more connection of `user_id`, or `None` when the
@@ -128,25 +140,38 @@ impl ConnectionGate {
         let mut map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(user_id).or_insert(0);
         if *n >= self.per_user_max {
-            self.metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .connections_rejected
+                .fetch_add(1, Ordering::Relaxed);
             return None;
         }
         *n += 1;
-        Some(UserPermit { gate: self.clone(), user_id })
+        Some(UserPermit {
+            gate: self.clone(),
+            user_id,
+        })
     }
 
     /// A permit, or `None` when the limit is reached.
     pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
         let admitted = self
             .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
             .is_ok();
         if admitted {
-            self.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-            self.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .connections_open
+                .fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .connections_total
+                .fetch_add(1, Ordering::Relaxed);
             Some(Permit(self.clone()))
         } else {
-            self.metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .connections_rejected
+                .fetch_add(1, Ordering::Relaxed);
             None
         }
     }
@@ -183,11 +208,7 @@ where
 }
 
 /// Runs `handler` as a hub session on an accepted upgrade.
-fn spawn_session<H: Handler>(
-    state: &AppState,
-    upgrade: WsUpgrade,
-    handler: H,
-) -> Response {
+fn spawn_session<H: Handler>(state: &AppState, upgrade: WsUpgrade, handler: H) -> Response {
     let limits = SessionLimits {
         ping_interval: state.config.ping_interval(),
         rate_per_sec: f64::from(state.config.ws_rate_per_sec.max(1)),
@@ -214,7 +235,10 @@ pub async fn typed_handler(
     upgrade: WsUpgrade,
     WsUser(user): WsUser,
 ) -> Response {
-    let heartbeat_ms = state.config.ping_interval().map_or(0, |d| d.as_millis() as u64);
+    let heartbeat_ms = state
+        .config
+        .ping_interval()
+        .map_or(0, |d| d.as_millis() as u64);
     let seat = match &user {
         Some(u) => match state.gate.try_acquire_user(u.id) {
             Some(permit) => Some(permit),
@@ -222,7 +246,12 @@ pub async fn typed_handler(
         },
         None => None,
     };
-    let handler = typed::Typed { heartbeat_ms, user, seat, state: state.clone() };
+    let handler = typed::Typed {
+        heartbeat_ms,
+        user,
+        seat,
+        state: state.clone(),
+    };
     spawn_session(&state, upgrade, handler)
 }
 
@@ -237,7 +266,10 @@ pub async fn secure_handler(
         return e.into_response();
     }
     let Some(user) = user else {
-        state.metrics.auth_rejections.fetch_add(1, Ordering::Relaxed);
+        state
+            .metrics
+            .auth_rejections
+            .fetch_add(1, Ordering::Relaxed);
         return ApiError::from(AuthError::Missing).into_response();
     };
     let topic = format!("secure:{topic}");
@@ -247,7 +279,12 @@ pub async fn secure_handler(
     let Some(seat) = state.gate.try_acquire_user(user.id) else {
         return over_user_limit(&state, upgrade);
     };
-    let handler = secure::Secure { user, state: state.clone(), topic, _seat: seat };
+    let handler = secure::Secure {
+        user,
+        state: state.clone(),
+        topic,
+        _seat: seat,
+    };
     spawn_session(&state, upgrade, handler)
 }
 
@@ -258,10 +295,15 @@ pub const USER_LIMIT_REASON: &str = "too many connections for this account";
 /// global limit: a browser can read a close reason, not a refused
 /// handshake's body.
 fn over_user_limit(state: &AppState, upgrade: WsUpgrade) -> Response {
-    spawn_connection(state, upgrade, options(&state.config), |mut ws| async move {
-        let close = Frame::close(CloseCode::Policy, USER_LIMIT_REASON);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.send(close)).await;
-    })
+    spawn_connection(
+        state,
+        upgrade,
+        options(&state.config),
+        |mut ws| async move {
+            let close = Frame::close(CloseCode::Policy, USER_LIMIT_REASON);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.send(close)).await;
+        },
+    )
 }
 
 /// `GET /ws/{client_id}`.
@@ -288,7 +330,10 @@ pub async fn notifications_handler(
         return e.into_response();
     }
     if typed::is_private(&topic) {
-        state.metrics.auth_rejections.fetch_add(1, Ordering::Relaxed);
+        state
+            .metrics
+            .auth_rejections
+            .fetch_add(1, Ordering::Relaxed);
         let why = "personal and secure topics need a token: use /ws/v1 or /ws/secure/{topic}";
         return ApiError::Forbidden(why.into()).into_response();
     }

@@ -37,10 +37,16 @@ impl Handler for Secure {
     }
 
     async fn on_text(&mut self, ctx: &mut Ctx, text: &str) -> Flow {
-        let payload = Payload::Chat { from: self.user.username.clone(), text: text.to_owned() };
+        let payload = Payload::Chat {
+            from: self.user.username.clone(),
+            text: text.to_owned(),
+        };
         match ctx.publish(&self.topic, payload).await {
             Ok(_) => Flow::Continue,
-            Err(e) => Flow::Close(super::typed::INTERNAL, format!("message not delivered: {e}")),
+            Err(e) => Flow::Close(
+                super::typed::INTERNAL,
+                format!("message not delivered: {e}"),
+            ),
         }
     }
 

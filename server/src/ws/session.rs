@@ -150,7 +150,10 @@ impl Ctx {
         let sub = self.rt.subscribe(&self.conn, topic, since).await?;
         self.subs.insert(
             topic.to_owned(),
-            Sub { last: sub.position.offset, epoch: sub.position.epoch.clone() },
+            Sub {
+                last: sub.position.offset,
+                epoch: sub.position.epoch.clone(),
+            },
         );
         Ok(sub)
     }
@@ -171,7 +174,9 @@ impl Ctx {
     /// Whether a live event is new to this connection (not already sent as
     /// history or covered by the subscribe position), and records it.
     fn admit(&mut self, event: &Event) -> bool {
-        let Some(sub) = self.subs.get_mut(&event.topic) else { return false };
+        let Some(sub) = self.subs.get_mut(&event.topic) else {
+            return false;
+        };
         if event.epoch != sub.epoch {
             // The stream restarted (history lost): follow the new epoch.
             sub.epoch = event.epoch.clone();
@@ -196,12 +201,18 @@ struct RateLimit {
 
 impl RateLimit {
     fn new(rate: f64, burst: f64) -> Self {
-        RateLimit { tokens: burst, rate, burst, at: Instant::now() }
+        RateLimit {
+            tokens: burst,
+            rate,
+            burst,
+            at: Instant::now(),
+        }
     }
 
     fn allow(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -344,7 +355,9 @@ pub async fn run<S, H>(
     drop(queue);
     match end {
         End::Close(code, reason) => {
-            let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(Frame::close(code, reason))).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), ws.send(Frame::close(code, reason)))
+                    .await;
         }
         End::Rejected(e) => super::finish_after(&mut ws, &e).await,
         End::PeerClosed => super::finish(&mut ws).await,
@@ -375,7 +388,9 @@ where
         for frame in frames {
             if matches!(frame.opcode(), OpCode::Text | OpCode::Binary) {
                 metrics.messages_out.fetch_add(1, Ordering::Relaxed);
-                metrics.bytes_out.fetch_add(frame.payload().len() as u64, Ordering::Relaxed);
+                metrics
+                    .bytes_out
+                    .fetch_add(frame.payload().len() as u64, Ordering::Relaxed);
             }
             ws.feed(frame).await?;
         }

@@ -24,8 +24,7 @@ use yawc::close::CloseCode;
 use yawc::frame::Frame;
 
 use app::protocol::{
-    user_topic, validate_topic, ClientMessage, ErrorCode, Payload, ServerMessage,
-    PROTOCOL_VERSION,
+    user_topic, validate_topic, ClientMessage, ErrorCode, Payload, ServerMessage, PROTOCOL_VERSION,
 };
 
 use super::session::{Ctx, Flow, Handler, SubscribeError};
@@ -58,7 +57,14 @@ fn reply(ctx: &mut Ctx, msg: &ServerMessage) {
 }
 
 fn error(ctx: &mut Ctx, id: Option<u64>, code: ErrorCode, message: impl Into<String>) {
-    reply(ctx, &ServerMessage::Error { id, code, message: message.into() });
+    reply(
+        ctx,
+        &ServerMessage::Error {
+            id,
+            code,
+            message: message.into(),
+        },
+    );
 }
 
 /// Whether a topic is readable only with a token (personal or secure).
@@ -72,7 +78,10 @@ fn may_read(topic: &str, user: Option<&AuthUser>) -> Result<(), Refusal> {
         return match user {
             None => Err((ErrorCode::Unauthorized, "personal topics need a token")),
             Some(u) if topic == user_topic(&u.username) => Ok(()),
-            Some(_) => Err((ErrorCode::Forbidden, "this is another user's personal topic")),
+            Some(_) => Err((
+                ErrorCode::Forbidden,
+                "this is another user's personal topic",
+            )),
         };
     }
     if topic.starts_with(SECURE_PREFIX) && user.is_none() {
@@ -84,26 +93,45 @@ fn may_read(topic: &str, user: Option<&AuthUser>) -> Result<(), Refusal> {
 /// Whether `user` may publish `payload` on `topic`, and the payload as it
 /// will be published: a chat message or presence always names the
 /// connection's user, whatever the client wrote in it.
-pub(crate) fn may_publish(topic: &str, payload: Payload, user: Option<&AuthUser>) -> Result<Payload, Refusal> {
+pub(crate) fn may_publish(
+    topic: &str,
+    payload: Payload,
+    user: Option<&AuthUser>,
+) -> Result<Payload, Refusal> {
     let Some(user) = user else {
         return Err((ErrorCode::Unauthorized, "publishing needs a token"));
     };
     if RESERVED_TOPICS.contains(&topic) || topic.starts_with(USER_PREFIX) {
-        return Err((ErrorCode::PublishForbidden, "this topic is written by the server only"));
+        return Err((
+            ErrorCode::PublishForbidden,
+            "this topic is written by the server only",
+        ));
     }
     match payload {
         Payload::TaskCreated { .. } | Payload::TaskUpdated { .. } | Payload::TaskDeleted { .. } => {
-            Err((ErrorCode::PublishForbidden, "task events come from the task API, not from clients"))
+            Err((
+                ErrorCode::PublishForbidden,
+                "task events come from the task API, not from clients",
+            ))
         }
-        Payload::Chat { text, .. } => Ok(Payload::Chat { from: user.username.clone(), text }),
-        Payload::Presence { online, .. } => Ok(Payload::Presence { user: user.username.clone(), online }),
+        Payload::Chat { text, .. } => Ok(Payload::Chat {
+            from: user.username.clone(),
+            text,
+        }),
+        Payload::Presence { online, .. } => Ok(Payload::Presence {
+            user: user.username.clone(),
+            online,
+        }),
         n @ Payload::Notification { .. } => Ok(n),
     }
 }
 
 fn refuse(ctx: &mut Ctx, id: u64, (code, why): Refusal) {
     if matches!(code, ErrorCode::Unauthorized | ErrorCode::Forbidden) {
-        ctx.rt.metrics.auth_rejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ctx.rt
+            .metrics
+            .auth_rejections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     error(ctx, Some(id), code, why);
 }
@@ -116,17 +144,36 @@ impl Typed {
         let user = match authenticate(&self.state.auth, &self.state.store, token).await {
             Ok(user) => user,
             Err(AuthError::Store) => {
-                error(ctx, Some(id), ErrorCode::Unavailable, "the account store is unavailable; retry");
+                error(
+                    ctx,
+                    Some(id),
+                    ErrorCode::Unavailable,
+                    "the account store is unavailable; retry",
+                );
                 return Flow::Continue;
             }
             Err(e) => {
-                ctx.rt.metrics.auth_rejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ctx.rt
+                    .metrics
+                    .auth_rejections
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 error(ctx, Some(id), ErrorCode::Unauthorized, e.to_string());
                 return Flow::Continue;
             }
         };
-        if self.user.as_ref().is_some_and(|current| current.id != user.id) {
-            refuse(ctx, id, (ErrorCode::Forbidden, "this connection is signed in as another user"));
+        if self
+            .user
+            .as_ref()
+            .is_some_and(|current| current.id != user.id)
+        {
+            refuse(
+                ctx,
+                id,
+                (
+                    ErrorCode::Forbidden,
+                    "this connection is signed in as another user",
+                ),
+            );
             return Flow::Continue;
         }
         if self.seat.is_none() {
@@ -137,7 +184,14 @@ impl Typed {
         }
         ctx.set_deadline(Some(user.remaining()));
         ctx.watch_account(self.state.auth.live.watch(user.id));
-        reply(ctx, &ServerMessage::Authed { id, user: user.username.clone(), expires_at: user.expires_at });
+        reply(
+            ctx,
+            &ServerMessage::Authed {
+                id,
+                user: user.username.clone(),
+                expires_at: user.expires_at,
+            },
+        );
         self.user = Some(user);
         Flow::Continue
     }
@@ -170,7 +224,12 @@ impl Handler for Typed {
                 let id = serde_json::from_str::<serde_json::Value>(text)
                     .ok()
                     .and_then(|v| v.get("id").and_then(serde_json::Value::as_u64));
-                error(ctx, id, ErrorCode::BadRequest, format!("invalid message: {e}"));
+                error(
+                    ctx,
+                    id,
+                    ErrorCode::BadRequest,
+                    format!("invalid message: {e}"),
+                );
                 return Flow::Continue;
             }
         };
@@ -201,15 +260,26 @@ impl Handler for Typed {
                             reply(ctx, &ServerMessage::Event(event));
                         }
                     }
-                    Err(SubscribeError::Already) => {
-                        error(ctx, Some(id), ErrorCode::AlreadySubscribed, "already subscribed to this topic")
-                    }
-                    Err(e @ SubscribeError::TooMany(_)) => {
-                        error(ctx, Some(id), ErrorCode::TooManySubscriptions, e.to_string())
-                    }
+                    Err(SubscribeError::Already) => error(
+                        ctx,
+                        Some(id),
+                        ErrorCode::AlreadySubscribed,
+                        "already subscribed to this topic",
+                    ),
+                    Err(e @ SubscribeError::TooMany(_)) => error(
+                        ctx,
+                        Some(id),
+                        ErrorCode::TooManySubscriptions,
+                        e.to_string(),
+                    ),
                     Err(SubscribeError::Broker(e)) => {
                         tracing::warn!(error = %e, "subscribe failed");
-                        error(ctx, Some(id), ErrorCode::Unavailable, "the broker is unavailable; retry")
+                        error(
+                            ctx,
+                            Some(id),
+                            ErrorCode::Unavailable,
+                            "the broker is unavailable; retry",
+                        )
                     }
                 }
             }
@@ -217,7 +287,12 @@ impl Handler for Typed {
                 if ctx.unsubscribe(&topic).await {
                     reply(ctx, &ServerMessage::Unsubscribed { id, topic });
                 } else {
-                    error(ctx, Some(id), ErrorCode::NotSubscribed, "not subscribed to this topic");
+                    error(
+                        ctx,
+                        Some(id),
+                        ErrorCode::NotSubscribed,
+                        "not subscribed to this topic",
+                    );
                 }
             }
             ClientMessage::Publish { id, topic, payload } => {
@@ -233,10 +308,22 @@ impl Handler for Typed {
                     }
                 };
                 match ctx.publish(&topic, payload).await {
-                    Ok(event) => reply(ctx, &ServerMessage::Published { id, topic, offset: event.offset }),
+                    Ok(event) => reply(
+                        ctx,
+                        &ServerMessage::Published {
+                            id,
+                            topic,
+                            offset: event.offset,
+                        },
+                    ),
                     Err(e) => {
                         tracing::warn!(error = %e, "publish failed");
-                        error(ctx, Some(id), ErrorCode::Unavailable, "the broker is unavailable; retry");
+                        error(
+                            ctx,
+                            Some(id),
+                            ErrorCode::Unavailable,
+                            "the broker is unavailable; retry",
+                        );
                     }
                 }
             }
@@ -249,7 +336,12 @@ impl Handler for Typed {
     }
 
     fn heartbeat(&self) -> Option<Frame> {
-        Some(Frame::text(ServerMessage::Heartbeat { ts: chrono::Utc::now() }.to_json()))
+        Some(Frame::text(
+            ServerMessage::Heartbeat {
+                ts: chrono::Utc::now(),
+            }
+            .to_json(),
+        ))
     }
 
     async fn on_close(&mut self, _ctx: &mut Ctx) {}
@@ -264,7 +356,11 @@ mod tests {
     use super::*;
 
     fn user(name: &str) -> AuthUser {
-        AuthUser { id: 1, username: name.into(), expires_at: chrono::Utc::now() }
+        AuthUser {
+            id: 1,
+            username: name.into(),
+            expires_at: chrono::Utc::now(),
+        }
     }
 
     #[test]
@@ -272,29 +368,57 @@ mod tests {
         let ann = user("ann");
         assert!(may_read("tasks", None).is_ok());
         assert!(may_read("room", None).is_ok());
-        assert_eq!(may_read("user:ann", None).unwrap_err().0, ErrorCode::Unauthorized);
+        assert_eq!(
+            may_read("user:ann", None).unwrap_err().0,
+            ErrorCode::Unauthorized
+        );
         assert!(may_read("user:ann", Some(&ann)).is_ok());
-        assert_eq!(may_read("user:bob", Some(&ann)).unwrap_err().0, ErrorCode::Forbidden);
-        assert_eq!(may_read("user:ann2", Some(&ann)).unwrap_err().0, ErrorCode::Forbidden);
-        assert_eq!(may_read("secure:ops", None).unwrap_err().0, ErrorCode::Unauthorized);
+        assert_eq!(
+            may_read("user:bob", Some(&ann)).unwrap_err().0,
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            may_read("user:ann2", Some(&ann)).unwrap_err().0,
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            may_read("secure:ops", None).unwrap_err().0,
+            ErrorCode::Unauthorized
+        );
         assert!(may_read("secure:ops", Some(&ann)).is_ok());
     }
 
     #[test]
     fn publishing_rules() {
         let ann = user("ann");
-        let chat = || Payload::Chat { from: "mallory".into(), text: "b".into() };
-        assert_eq!(may_publish("room", chat(), None).unwrap_err().0, ErrorCode::Unauthorized);
+        let chat = || Payload::Chat {
+            from: "mallory".into(),
+            text: "b".into(),
+        };
+        assert_eq!(
+            may_publish("room", chat(), None).unwrap_err().0,
+            ErrorCode::Unauthorized
+        );
         assert_eq!(
             may_publish("room", chat(), Some(&ann)).unwrap(),
-            Payload::Chat { from: "ann".into(), text: "b".into() },
+            Payload::Chat {
+                from: "ann".into(),
+                text: "b".into()
+            },
             "the sender is the connection's user, not what the client claims"
         );
         assert!(may_publish("secure:ops", chat(), Some(&ann)).is_ok());
         for topic in ["tasks", "chat", "user:ann", "user:bob"] {
-            assert_eq!(may_publish(topic, chat(), Some(&ann)).unwrap_err().0, ErrorCode::PublishForbidden, "{topic}");
+            assert_eq!(
+                may_publish(topic, chat(), Some(&ann)).unwrap_err().0,
+                ErrorCode::PublishForbidden,
+                "{topic}"
+            );
         }
         let deleted = Payload::TaskDeleted { id: 1, version: 1 };
-        assert_eq!(may_publish("room", deleted, Some(&ann)).unwrap_err().0, ErrorCode::PublishForbidden);
+        assert_eq!(
+            may_publish("room", deleted, Some(&ann)).unwrap_err().0,
+            ErrorCode::PublishForbidden
+        );
     }
 }

@@ -52,12 +52,19 @@ pub struct WsUpgrade {
 /// origin cannot open a socket that rides on this user's session. Requests
 /// with no `Origin` come from non-browser clients and are allowed.
 fn check_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
-    let Some(origin) = parts.headers.get(header::ORIGIN) else { return Ok(()) };
-    let allowed = origin.to_str().is_ok_and(|o| state.config.origin_allowed(o));
+    let Some(origin) = parts.headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let allowed = origin
+        .to_str()
+        .is_ok_and(|o| state.config.origin_allowed(o));
     if allowed {
         Ok(())
     } else {
-        state.metrics.connections_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state
+            .metrics
+            .connections_rejected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Err(ApiError::OriginNotAllowed)
     }
 }
@@ -65,7 +72,10 @@ fn check_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
 impl FromRequestParts<AppState> for WsUpgrade {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         check_origin(parts, state)?;
         let offer = parts
             .headers
@@ -74,7 +84,9 @@ impl FromRequestParts<AppState> for WsUpgrade {
             .and_then(first_deflate_offer)
             .and_then(|o| HeaderValue::from_str(o).ok());
         match offer {
-            Some(offer) => parts.headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, offer),
+            Some(offer) => parts
+                .headers
+                .insert(header::SEC_WEBSOCKET_EXTENSIONS, offer),
             None => parts.headers.remove(header::SEC_WEBSOCKET_EXTENSIONS),
         };
         let upgrade_requested = parts
@@ -86,7 +98,11 @@ impl FromRequestParts<AppState> for WsUpgrade {
         let on_upgrade = parts.extensions.get::<OnUpgrade>().cloned();
         let inner = IncomingUpgrade::from_request_parts(parts, state).await;
         match (upgrade_requested, on_upgrade, inner) {
-            (true, Some(on_upgrade), Ok(inner)) => Ok(WsUpgrade { inner, on_upgrade, bearer }),
+            (true, Some(on_upgrade), Ok(inner)) => Ok(WsUpgrade {
+                inner,
+                on_upgrade,
+                bearer,
+            }),
             _ => Err(ApiError::UpgradeRequired),
         }
     }
@@ -98,7 +114,13 @@ impl WsUpgrade {
     pub fn accept(
         self,
         options: Options,
-    ) -> Result<(Response, impl std::future::Future<Output = Option<Socket>> + Send), ApiError> {
+    ) -> Result<
+        (
+            Response,
+            impl std::future::Future<Output = Option<Socket>> + Send,
+        ),
+        ApiError,
+    > {
         let (mut resp, _unused) = self
             .inner
             .upgrade(options.clone())
@@ -112,7 +134,8 @@ impl WsUpgrade {
         let socket = async move {
             let upgraded = on_upgrade.await.ok()?;
             let io = FrameGuard::new(TokioIo::new(upgraded));
-            WebSocket::from_stream_with_extensions(io, Role::Server, agreed.as_deref(), options).ok()
+            WebSocket::from_stream_with_extensions(io, Role::Server, agreed.as_deref(), options)
+                .ok()
         };
         debug_assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
         if self.bearer {
@@ -134,7 +157,12 @@ enum Scan {
     Second { control: bool },
     /// Reading the extended length (`need` bytes, 0 for a 7-bit length)
     /// and then the 4-byte mask key.
-    Extended { need: usize, have: usize, len: u64, mask: bool },
+    Extended {
+        need: usize,
+        have: usize,
+        len: u64,
+        mask: bool,
+    },
     /// Skipping the payload.
     Payload { left: u64 },
 }
@@ -155,7 +183,12 @@ pub struct FrameGuard<T> {
 
 impl<T> FrameGuard<T> {
     pub fn new(inner: T) -> Self {
-        FrameGuard { inner, scan: Scan::First, closing: None, done: false }
+        FrameGuard {
+            inner,
+            scan: Scan::First,
+            closing: None,
+            done: false,
+        }
     }
 
     /// Advances over `bytes`; returns the offset of a violating byte.
@@ -169,7 +202,9 @@ impl<T> FrameGuard<T> {
                     if matches!(opcode, 3..=7 | 11..=15) {
                         return Some(i);
                     }
-                    Scan::Second { control: opcode >= 8 }
+                    Scan::Second {
+                        control: opcode >= 8,
+                    }
                 }
                 Scan::Second { control } => {
                     let len7 = b & 0x7f;
@@ -178,14 +213,34 @@ impl<T> FrameGuard<T> {
                     }
                     let mask = b & 0x80 != 0;
                     match len7 {
-                        126 => Scan::Extended { need: 2, have: 0, len: 0, mask },
-                        127 => Scan::Extended { need: 8, have: 0, len: 0, mask },
-                        n if mask => Scan::Extended { need: 0, have: 0, len: u64::from(n), mask },
+                        126 => Scan::Extended {
+                            need: 2,
+                            have: 0,
+                            len: 0,
+                            mask,
+                        },
+                        127 => Scan::Extended {
+                            need: 8,
+                            have: 0,
+                            len: 0,
+                            mask,
+                        },
+                        n if mask => Scan::Extended {
+                            need: 0,
+                            have: 0,
+                            len: u64::from(n),
+                            mask,
+                        },
                         0 => Scan::First,
                         n => Scan::Payload { left: u64::from(n) },
                     }
                 }
-                Scan::Extended { need, have, len, mask } => {
+                Scan::Extended {
+                    need,
+                    have,
+                    len,
+                    mask,
+                } => {
                     let (len, have) = if have < need {
                         (len << 8 | u64::from(b), have + 1)
                     } else {
@@ -193,7 +248,12 @@ impl<T> FrameGuard<T> {
                     };
                     let total = need + if mask { 4 } else { 0 };
                     if have < total {
-                        Scan::Extended { need, have, len, mask }
+                        Scan::Extended {
+                            need,
+                            have,
+                            len,
+                            mask,
+                        }
                     } else if len == 0 {
                         Scan::First
                     } else {
@@ -204,7 +264,11 @@ impl<T> FrameGuard<T> {
                     let take = (bytes.len() - i).min(usize::try_from(left).unwrap_or(usize::MAX));
                     i += take;
                     let left = left - take as u64;
-                    self.scan = if left == 0 { Scan::First } else { Scan::Payload { left } };
+                    self.scan = if left == 0 {
+                        Scan::First
+                    } else {
+                        Scan::Payload { left }
+                    };
                     continue;
                 }
             };
@@ -227,7 +291,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for FrameGuard<T> {
         if let Some(written) = this.closing {
             let mut written = written;
             while written < PROTOCOL_ERROR.len() {
-                let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &PROTOCOL_ERROR[written..]))?;
+                let n =
+                    ready!(Pin::new(&mut this.inner).poll_write(cx, &PROTOCOL_ERROR[written..]))?;
                 if n == 0 {
                     break;
                 }
@@ -253,7 +318,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for FrameGuard<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FrameGuard<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.closing.is_some() {
             // After our close frame nothing else may follow it on the wire.
@@ -339,7 +408,10 @@ mod tests {
             first_deflate_offer(h),
             Some("permessage-deflate; client_no_context_takeover; server_max_window_bits=9")
         );
-        assert_eq!(first_deflate_offer("x-webkit-deflate-frame, permessage-deflate"), Some("permessage-deflate"));
+        assert_eq!(
+            first_deflate_offer("x-webkit-deflate-frame, permessage-deflate"),
+            Some("permessage-deflate")
+        );
         assert_eq!(first_deflate_offer("x-webkit-deflate-frame"), None);
     }
 }

@@ -74,7 +74,12 @@ impl Server {
             Ok(Some(addr)) => addr,
             _ => panic!("server did not start; logs:\n{}", logs.lock().unwrap()),
         };
-        Server { child, addr, data_dir: data_dir.to_path_buf(), logs }
+        Server {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            logs,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -119,7 +124,10 @@ impl Server {
         let resp = self.login(username, PASSWORD).await;
         assert_eq!(resp.status(), reqwest::StatusCode::OK, "login {username}");
         let body: Value = resp.json().await.unwrap();
-        body["access_token"].as_str().expect("access_token").to_owned()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
     pub fn logs(&self) -> String {
@@ -130,7 +138,10 @@ impl Server {
     /// exited successfully.
     pub async fn terminate(mut self) -> bool {
         let pid = self.child.id().expect("running").to_string();
-        let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
         assert!(status.success());
         match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
             Ok(Ok(status)) => status.success(),
@@ -140,7 +151,10 @@ impl Server {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 /// A client that sends `Authorization: Bearer <token>` with every request.

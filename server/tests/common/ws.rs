@@ -17,7 +17,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub async fn connect(url: &str) -> Ws {
-    tokio_tungstenite::connect_async(url).await.expect("connect").0
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect")
+        .0
 }
 
 /// Opens `/ws/v1` and consumes the `hello`.
@@ -31,9 +34,12 @@ pub async fn typed(base: &str) -> Ws {
 /// Opens `/ws/v1` with `Authorization: Bearer <token>` and consumes the
 /// `hello`, which must name a signed-in user.
 pub async fn typed_as(base: &str, token: &str) -> Ws {
-    let (mut ws, _) = connect_with(&format!("{base}/ws/v1"), &[("authorization", &format!("Bearer {token}"))])
-        .await
-        .expect("connect with a token");
+    let (mut ws, _) = connect_with(
+        &format!("{base}/ws/v1"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .expect("connect with a token");
     let hello = recv(&mut ws).await;
     assert_eq!(hello["type"], "hello");
     assert!(hello["user"].is_string(), "signed in: {hello}");
@@ -122,7 +128,9 @@ pub async fn recv(ws: &mut Ws) -> Value {
 pub async fn closed_with(ws: &mut Ws, within: Duration) -> CloseCode {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("closed in time");
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("closed in time");
         match msg {
             Some(Ok(Message::Close(Some(frame)))) => return frame.code,
             Some(Ok(Message::Close(None))) => return CloseCode::Status,
