@@ -62,6 +62,7 @@ test-release:
 	E2E_SERVER_BIN=target/release/pulseboard scripts/e2e.sh
 
 lint:
+	cargo fmt --all -- --check
 	$(CARGO_FLAGS_ENV) cargo clippy -p server --all-targets -- -D warnings
 	$(CARGO_FLAGS_ENV) cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 

@@ -91,7 +91,6 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             Duration::from_secs(3600),
         ),
         open_writes: config.open_writes,
-        live: auth::LiveAccounts::default(),
     });
     if config.open_writes {
         tracing::warn!("open writes: anyone may create, edit and delete tasks without a token");

@@ -118,6 +118,20 @@ fn TaskCard(task: Task, dispatch: Dispatch, auth: Auth) -> impl IntoView {
     };
     let signed_out = move || !auth.signed_in();
     let hint = move || signed_out().then_some(SIGN_IN_HINT);
+    // The "← To do" / "Done →" buttons differ only in target and label.
+    let move_button = move |target: TaskStatus, testid: &'static str, label: String| {
+        view! {
+            <button
+                class="ghost"
+                data-testid=testid
+                disabled=signed_out
+                title=hint
+                on:click=move |_| move_to(target)
+            >
+                {label}
+            </button>
+        }
+    };
     let updated = task.updated_at.format("%b %-d, %H:%M").to_string();
     let people = (task.created_by.is_some() || task.assignee.is_some()).then(|| {
         view! {
@@ -154,34 +168,8 @@ fn TaskCard(task: Task, dispatch: Dispatch, auth: Auth) -> impl IntoView {
                 <span>{updated.clone()}</span>
             </div>
             <div class="task-actions">
-                {back
-                    .map(|s| {
-                        view! {
-                            <button
-                                class="ghost"
-                                data-testid="move-back"
-                                disabled=signed_out
-                                title=hint
-                                on:click=move |_| move_to(s)
-                            >
-                                {format!("← {}", s.label())}
-                            </button>
-                        }
-                    })}
-                {forward
-                    .map(|s| {
-                        view! {
-                            <button
-                                class="ghost"
-                                data-testid="move-forward"
-                                disabled=signed_out
-                                title=hint
-                                on:click=move |_| move_to(s)
-                            >
-                                {format!("{} →", s.label())}
-                            </button>
-                        }
-                    })}
+                {back.map(|s| move_button(s, "move-back", format!("← {}", s.label())))}
+                {forward.map(|s| move_button(s, "move-forward", format!("{} →", s.label())))}
                 <button
                     class="ghost danger"
                     data-testid="delete-task"

@@ -44,43 +44,6 @@ pub struct Auth {
     /// Task writes without a token (for demos). Tokens that are sent are
     /// still checked.
     pub open_writes: bool,
-    /// Live connections' handles by account, so deleting an account ends
-    /// its connections at once instead of at their tokens' expiry.
-    pub live: LiveAccounts,
-}
-
-/// One cancellation token per account with live connections. The map
-/// holds weak references: an account's entry lives as long as one of its
-/// connections does, and dead entries are pruned as the map grows.
-#[derive(Default)]
-pub struct LiveAccounts {
-    map: std::sync::Mutex<
-        std::collections::HashMap<i64, std::sync::Weak<tokio_util::sync::CancellationToken>>,
-    >,
-}
-
-impl LiveAccounts {
-    /// The handle a connection of `user_id` watches.
-    pub fn watch(&self, user_id: i64) -> std::sync::Arc<tokio_util::sync::CancellationToken> {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(live) = map.get(&user_id).and_then(std::sync::Weak::upgrade) {
-            return live;
-        }
-        if map.len() >= 1024 && map.len().is_power_of_two() {
-            map.retain(|_, w| w.strong_count() > 0);
-        }
-        let token = std::sync::Arc::new(tokio_util::sync::CancellationToken::new());
-        map.insert(user_id, std::sync::Arc::downgrade(&token));
-        token
-    }
-
-    /// Ends every live connection of `user_id` on this instance.
-    pub fn end(&self, user_id: i64) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(token) = map.remove(&user_id).and_then(|w| w.upgrade()) {
-            token.cancel();
-        }
-    }
 }
 
 /// An authenticated caller: the account, and until when the token that
@@ -89,6 +52,9 @@ impl LiveAccounts {
 pub struct AuthUser {
     pub id: i64,
     pub username: String,
+    /// When the account was made (read with it, so `/users/me` needs no
+    /// second query).
+    pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -142,6 +108,7 @@ pub async fn authenticate(
     Ok(AuthUser {
         id,
         username: user.username,
+        created_at: user.created_at,
         expires_at: claims.expires_at(),
     })
 }
@@ -216,6 +183,13 @@ fn rejected(state: &AppState, e: AuthError) -> ApiError {
     e.into()
 }
 
+/// [`authenticate`], with a refusal counted and turned into the API's error.
+async fn checked(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
+    authenticate(&state.auth, &state.store, token)
+        .await
+        .map_err(|e| rejected(state, e))
+}
+
 /// Extractor: the caller must present a valid token (REST: header only).
 pub struct RequireUser(pub AuthUser);
 
@@ -226,10 +200,7 @@ impl FromRequestParts<AppState> for RequireUser {
         let token = bearer_header(&parts.headers)
             .and_then(|t| t.ok_or(AuthError::Missing))
             .map_err(|e| rejected(state, e))?;
-        let user = authenticate(&state.auth, &state.store, token)
-            .await
-            .map_err(|e| rejected(state, e))?;
-        Ok(RequireUser(user))
+        Ok(RequireUser(checked(state, token).await?))
     }
 }
 
@@ -242,10 +213,7 @@ impl FromRequestParts<AppState> for Writer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match bearer_header(&parts.headers).map_err(|e| rejected(state, e))? {
-            Some(token) => authenticate(&state.auth, &state.store, token)
-                .await
-                .map(|u| Writer(Some(u)))
-                .map_err(|e| rejected(state, e)),
+            Some(token) => Ok(Writer(Some(checked(state, token).await?))),
             None if state.auth.open_writes => Ok(Writer(None)),
             None => Err(rejected(state, AuthError::Missing)),
         }
@@ -263,10 +231,7 @@ impl FromRequestParts<AppState> for WsUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match ws_token(parts).map_err(|e| rejected(state, e))? {
-            Some(token) => authenticate(&state.auth, &state.store, &token)
-                .await
-                .map(|u| WsUser(Some(u)))
-                .map_err(|e| rejected(state, e)),
+            Some(token) => Ok(WsUser(Some(checked(state, &token).await?))),
             None => Ok(WsUser(None)),
         }
     }

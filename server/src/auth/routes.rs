@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use app::protocol::{validate_password, validate_username, Credentials, TokenResponse, UserInfo};
 
-use super::{AuthUser, RequireUser};
+use super::RequireUser;
 use crate::error::{ApiError, Json};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -197,36 +197,33 @@ async fn refresh(
     token_response(&state, user.id, &user.username)
 }
 
-async fn me(
-    State(state): State<AppState>,
-    RequireUser(user): RequireUser,
-) -> Result<axum::Json<UserInfo>, ApiError> {
-    let stored = state
-        .store
-        .users()
-        .by_id(user.id)
-        .await?
-        .ok_or(super::AuthError::UserGone)?;
-    Ok(axum::Json(stored.info()))
+/// The extractor has just read the account; no second query.
+async fn me(RequireUser(user): RequireUser) -> axum::Json<UserInfo> {
+    axum::Json(UserInfo {
+        username: user.username,
+        created_at: user.created_at,
+    })
 }
 
 async fn delete_me(
     State(state): State<AppState>,
     RequireUser(user): RequireUser,
 ) -> Result<StatusCode, ApiError> {
-    let AuthUser { id, .. } = user;
-    let users = state.store.users();
-    let stored = users.by_id(id).await?.ok_or(super::AuthError::UserGone)?;
-    let unassigned = users.delete(&stored).await.map_err(|e| match e {
-        StoreError::UserNotFound => super::AuthError::UserGone.into(),
-        other => ApiError::from(other),
-    })?;
-    tracing::info!(user = %stored.username, "account deleted");
-    state.auth.live.end(stored.id);
+    let unassigned = state
+        .store
+        .users()
+        .delete(user.id, &user.username)
+        .await
+        .map_err(|e| match e {
+            StoreError::UserNotFound => super::AuthError::UserGone.into(),
+            other => ApiError::from(other),
+        })?;
+    tracing::info!(user = %user.username, "account deleted");
+    state.gate.end_user(user.id);
     // Whoever registers this name next starts with an empty personal topic.
     if let Err(e) = state
         .rt
-        .forget(&app::protocol::user_topic(&stored.username))
+        .forget(&app::protocol::user_topic(&user.username))
         .await
     {
         tracing::error!(error = %e, "dropping a deleted account's notification history failed");

@@ -433,7 +433,7 @@ mod tests {
                 users.create("bob", "$argon2id$y").await,
                 Err(StoreError::UsernameTaken)
             ));
-            let cleared = users.delete(&bob).await.unwrap();
+            let cleared = users.delete(bob.id, &bob.username).await.unwrap();
             assert_eq!(cleared.len(), 1);
             assert_eq!(cleared[0].assignee, None);
             assert_eq!(s.list().await.unwrap().len(), 1);

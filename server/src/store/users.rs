@@ -103,10 +103,10 @@ impl UserStore {
     /// Deletes an account and clears it as assignee, in one transaction.
     /// Returns the tasks that lost their assignee, so their change can be
     /// published like any other.
-    pub async fn delete(&self, user: &User) -> Result<Vec<Task>, StoreError> {
+    pub async fn delete(&self, id: i64, username: &str) -> Result<Vec<Task>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let gone = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(user.id)
+            .bind(id)
             .execute(&mut *tx)
             .await?;
         if gone.rows_affected() == 0 {
@@ -117,7 +117,7 @@ impl UserStore {
              WHERE assignee = $2 RETURNING {COLUMNS}"
         ))
         .bind(now_text())
-        .bind(&user.username)
+        .bind(username)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -159,7 +159,7 @@ mod tests {
             assignee: Some("ann".into()),
         };
         let task = store.create(draft).await.unwrap();
-        let cleared = users.delete(&ann).await.unwrap();
+        let cleared = users.delete(ann.id, &ann.username).await.unwrap();
         assert_eq!(cleared.len(), 1);
         assert_eq!(
             (cleared[0].id, cleared[0].assignee.as_deref()),
@@ -172,7 +172,7 @@ mod tests {
         );
         assert!(users.by_id(ann.id).await.unwrap().is_none());
         assert!(matches!(
-            users.delete(&ann).await,
+            users.delete(ann.id, &ann.username).await,
             Err(StoreError::UserNotFound)
         ));
         // A new account of the same name is a new id.

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use futures::SinkExt;
+use tokio_util::sync::CancellationToken;
 use yawc::close::CloseCode;
 use yawc::frame::Frame;
 use yawc::Options;
@@ -83,27 +84,37 @@ where
 
 /// Counts open WebSocket connections against `--ws-max-connections`, and
 /// signed-in ones per account against `--ws-max-connections-per-user`, so
-/// one leaked token cannot take every slot.
+/// one leaked token cannot take every slot. The per-account entry is also
+/// how deleting an account reaches its live connections.
 pub struct ConnectionGate {
     open: AtomicUsize,
     max: usize,
     metrics: Arc<Metrics>,
     per_user_max: usize,
-    per_user: std::sync::Mutex<HashMap<i64, usize>>,
+    per_user: std::sync::Mutex<HashMap<i64, Seats>>,
+}
+
+/// An account's live connections on this instance: how many, and the
+/// token they all watch, cancelled when the account is deleted.
+struct Seats {
+    open: usize,
+    ended: CancellationToken,
 }
 
 /// One account's connection slot; dropping it frees the slot.
 pub struct UserPermit {
     gate: Arc<ConnectionGate>,
     user_id: i64,
+    /// Cancelled when the account is deleted; the session closes with 4003.
+    pub ended: CancellationToken,
 }
 
 impl Drop for UserPermit {
     fn drop(&mut self) {
         let mut map = self.gate.per_user.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.user_id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        if let Some(seats) = map.get_mut(&self.user_id) {
+            seats.open = seats.open.saturating_sub(1);
+            if seats.open == 0 {
                 map.remove(&self.user_id);
             }
         }
@@ -138,18 +149,31 @@ impl ConnectionGate {
     /// account has its maximum open.
     pub fn try_acquire_user(self: &Arc<Self>, user_id: i64) -> Option<UserPermit> {
         let mut map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(user_id).or_insert(0);
-        if *n >= self.per_user_max {
+        let seats = map.entry(user_id).or_insert_with(|| Seats {
+            open: 0,
+            ended: CancellationToken::new(),
+        });
+        if seats.open >= self.per_user_max {
             self.metrics
                 .connections_rejected
                 .fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        *n += 1;
+        seats.open += 1;
         Some(UserPermit {
             gate: self.clone(),
             user_id,
+            ended: seats.ended.clone(),
         })
+    }
+
+    /// Ends every live connection of `user_id` on this instance (its
+    /// account was deleted).
+    pub fn end_user(&self, user_id: i64) {
+        let mut map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(seats) = map.remove(&user_id) {
+            seats.ended.cancel();
+        }
     }
 
     /// A permit, or `None` when the limit is reached.
@@ -279,12 +303,7 @@ pub async fn secure_handler(
     let Some(seat) = state.gate.try_acquire_user(user.id) else {
         return over_user_limit(&state, upgrade);
     };
-    let handler = secure::Secure {
-        user,
-        state: state.clone(),
-        topic,
-        _seat: seat,
-    };
+    let handler = secure::Secure { user, topic, seat };
     spawn_session(&state, upgrade, handler)
 }
 
@@ -329,7 +348,8 @@ pub async fn notifications_handler(
     if let Err(e) = checked_segment(&topic) {
         return e.into_response();
     }
-    if typed::is_private(&topic) {
+    // The typed endpoint's reading rules, for a caller without a token.
+    if typed::may_read(&topic, None).is_err() {
         state
             .metrics
             .auth_rejections

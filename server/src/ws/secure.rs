@@ -18,17 +18,16 @@ use crate::hub::Delivery;
 
 pub struct Secure {
     pub user: AuthUser,
-    pub state: crate::state::AppState,
     /// The hub topic: `secure:` and the path's topic.
     pub topic: String,
     /// The account's connection slot, held for the session's life.
-    pub _seat: super::UserPermit,
+    pub seat: super::UserPermit,
 }
 
 impl Handler for Secure {
     async fn on_open(&mut self, ctx: &mut Ctx) -> Flow {
         ctx.set_deadline(Some(self.user.remaining()));
-        ctx.watch_account(self.state.auth.live.watch(self.user.id));
+        ctx.watch_account(self.seat.ended.clone());
         let topic = self.topic.clone();
         match ctx.subscribe(&topic, None).await {
             Ok(_) => Flow::Continue,

@@ -99,7 +99,7 @@ pub struct Ctx {
     /// then unless the handler moves it.
     deadline: Option<Instant>,
     /// Cancelled when the connection's account is deleted.
-    account: Option<Arc<CancellationToken>>,
+    account: Option<CancellationToken>,
 }
 
 /// Why a subscribe failed.
@@ -121,7 +121,7 @@ impl Ctx {
 
     /// Ties the session to an account: it closes with 4003 if the account
     /// is deleted.
-    pub fn watch_account(&mut self, handle: Arc<CancellationToken>) {
+    pub fn watch_account(&mut self, handle: CancellationToken) {
         self.account = Some(handle);
     }
 
@@ -320,7 +320,7 @@ pub async fn run<S, H>(
                         }
                     }
                 }
-                () = ctx.account.as_deref().unwrap_or(&never).cancelled() => {
+                () = ctx.account.as_ref().unwrap_or(&never).cancelled() => {
                     let code = CloseCode::from(app::protocol::CLOSE_ACCOUNT_DELETED);
                     break 'session End::Close(code, "account deleted".into());
                 }

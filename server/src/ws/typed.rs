@@ -67,13 +67,9 @@ fn error(ctx: &mut Ctx, id: Option<u64>, code: ErrorCode, message: impl Into<Str
     );
 }
 
-/// Whether a topic is readable only with a token (personal or secure).
-pub(crate) fn is_private(topic: &str) -> bool {
-    topic.starts_with(USER_PREFIX) || topic.starts_with(SECURE_PREFIX)
-}
-
-/// Whether `user` may subscribe to `topic`.
-fn may_read(topic: &str, user: Option<&AuthUser>) -> Result<(), Refusal> {
+/// Whether `user` may subscribe to `topic`. Anonymous endpoints ask with
+/// `None`.
+pub(crate) fn may_read(topic: &str, user: Option<&AuthUser>) -> Result<(), Refusal> {
     if topic.starts_with(USER_PREFIX) {
         return match user {
             None => Err((ErrorCode::Unauthorized, "personal topics need a token")),
@@ -176,14 +172,16 @@ impl Typed {
             );
             return Flow::Continue;
         }
-        if self.seat.is_none() {
-            match self.state.gate.try_acquire_user(user.id) {
-                Some(seat) => self.seat = Some(seat),
+        let seat = match self.seat.take() {
+            Some(seat) => seat,
+            None => match self.state.gate.try_acquire_user(user.id) {
+                Some(seat) => seat,
                 None => return Flow::Close(CloseCode::Policy, super::USER_LIMIT_REASON.into()),
-            }
-        }
+            },
+        };
+        ctx.watch_account(seat.ended.clone());
+        self.seat = Some(seat);
         ctx.set_deadline(Some(user.remaining()));
-        ctx.watch_account(self.state.auth.live.watch(user.id));
         reply(
             ctx,
             &ServerMessage::Authed {
@@ -200,8 +198,8 @@ impl Typed {
 impl Handler for Typed {
     async fn on_open(&mut self, ctx: &mut Ctx) -> Flow {
         ctx.set_deadline(self.user.as_ref().map(AuthUser::remaining));
-        if let Some(user) = &self.user {
-            ctx.watch_account(self.state.auth.live.watch(user.id));
+        if let Some(seat) = &self.seat {
+            ctx.watch_account(seat.ended.clone());
         }
         reply(
             ctx,
@@ -359,6 +357,7 @@ mod tests {
         AuthUser {
             id: 1,
             username: name.into(),
+            created_at: chrono::Utc::now(),
             expires_at: chrono::Utc::now(),
         }
     }
