@@ -3,13 +3,14 @@
 //! The hub knows nothing of brokers or sockets. The broker calls
 //! [`Hub::deliver`] for every event of a topic this process subscribed to;
 //! the hub puts it in the bounded queue of every local subscriber. A queue
-//! that is full marks its connection as a slow consumer (the session then
+//! that is full halts its connection as a slow consumer (the session then
 //! closes it) instead of blocking the publisher or growing without bound.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -17,27 +18,117 @@ use app::protocol::{Event, ServerMessage};
 
 use crate::metrics::Metrics;
 
-/// One event on its way to local subscribers. Shared by all of them, so the
-/// typed JSON is serialised once per event, not once per subscriber.
+/// The ways an event is written to a socket: one per wire format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// The typed protocol's `event` message (`/ws/v1`).
+    Typed = 0,
+    /// The seed's notification texts (`/ws/notifications/{topic}`).
+    Notification = 1,
+    /// The seed's chat texts (`/ws/{client_id}`).
+    Chat = 2,
+    /// `{user}: {text}` (`/ws/secure/{topic}`).
+    Secure = 3,
+}
+
+const WIRES: usize = 4;
+
+/// One event on its way to local subscribers, shared by all of them. Each
+/// wire format is rendered once, by the first subscriber that needs it,
+/// and every other subscriber writes the same bytes: an event costs one
+/// serialisation per format, not one per subscriber.
 #[derive(Debug)]
 pub struct Delivery {
     pub event: Event,
-    json: OnceLock<Arc<str>>,
+    rendered: [OnceLock<Option<Bytes>>; WIRES],
 }
 
 impl Delivery {
     pub fn new(event: Event) -> Self {
         Delivery {
             event,
-            json: OnceLock::new(),
+            rendered: Default::default(),
         }
     }
 
-    /// The event as the typed endpoint sends it.
-    pub fn json(&self) -> Arc<str> {
-        self.json
-            .get_or_init(|| ServerMessage::Event(self.event.clone()).to_json().into())
+    /// The event in `wire` format, rendering it with `render` if no
+    /// subscriber has yet; `None` when that format skips this event.
+    pub fn rendered(
+        &self,
+        wire: Wire,
+        render: impl FnOnce(&Event) -> Option<String>,
+    ) -> Option<Bytes> {
+        self.rendered[wire as usize]
+            .get_or_init(|| render(&self.event).map(Bytes::from))
             .clone()
+    }
+
+    /// The event as the typed endpoint sends it.
+    pub fn typed(&self) -> Bytes {
+        self.rendered(Wire::Typed, |e| {
+            Some(ServerMessage::Event(e.clone()).to_json())
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// Why a session was halted from outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HaltReason {
+    /// The server is shutting down (the parent token was cancelled).
+    Shutdown,
+    /// Its queue overflowed.
+    SlowConsumer,
+}
+
+/// How the rest of the server ends one session: a cancellation token that
+/// only this session waits on (a child of the server's shutdown token, so
+/// shutdown reaches it too) and the reason it was cancelled.
+///
+/// Why not wait on the shared shutdown token directly: a tokio `Notify`
+/// takes its mutex on every poll while waiting, and a session polls its
+/// stop signal once per event it sends, so thousands of sessions waiting
+/// on one token would all contend on one lock. A child token is polled by
+/// its session alone.
+#[derive(Clone, Debug)]
+pub struct Halt {
+    token: CancellationToken,
+    why: Arc<AtomicU8>,
+}
+
+impl Halt {
+    /// A halt signal that also fires when `parent` is cancelled.
+    pub fn child_of(parent: &CancellationToken) -> Halt {
+        Halt {
+            token: parent.child_token(),
+            why: Arc::default(),
+        }
+    }
+
+    /// Halts the session; the first reason given wins.
+    pub fn halt(&self, why: HaltReason) {
+        let _ = self
+            .why
+            .compare_exchange(0, why as u8 + 1, Ordering::AcqRel, Ordering::Acquire);
+        self.token.cancel();
+    }
+
+    pub fn is_halted(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Why it was halted (meaningful once it is).
+    pub fn reason(&self) -> HaltReason {
+        match self.why.load(Ordering::Acquire) {
+            x if x == HaltReason::SlowConsumer as u8 + 1 => HaltReason::SlowConsumer,
+            _ => HaltReason::Shutdown,
+        }
+    }
+
+    /// Completes when the session is halted. Pin it once and poll it
+    /// repeatedly: it registers its waiter once.
+    pub fn halted(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.token.clone().cancelled_owned()
     }
 }
 
@@ -46,8 +137,8 @@ impl Delivery {
 pub struct ConnHandle {
     pub id: u64,
     tx: mpsc::Sender<Arc<Delivery>>,
-    /// Cancelled by the hub when the connection's queue overflows.
-    pub slow: CancellationToken,
+    /// Halted by the hub when the connection's queue overflows.
+    pub halt: Halt,
 }
 
 #[derive(Default)]
@@ -81,18 +172,12 @@ impl Hub {
         self.topics.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new connection: its handle and the receiving end of its queue.
-    pub fn register(&self) -> (ConnHandle, mpsc::Receiver<Arc<Delivery>>) {
+    /// A new connection, halted through `halt`: its handle and the
+    /// receiving end of its queue.
+    pub fn register(&self, halt: Halt) -> (ConnHandle, mpsc::Receiver<Arc<Delivery>>) {
         let (tx, rx) = mpsc::channel(self.queue);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        (
-            ConnHandle {
-                id,
-                tx,
-                slow: CancellationToken::new(),
-            },
-            rx,
-        )
+        (ConnHandle { id, tx, halt }, rx)
     }
 
     /// Adds `conn` to `topic`. Returns true if it is the topic's first local
@@ -146,9 +231,9 @@ impl Hub {
             match conn.tx.try_send(delivery.clone()) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    if !conn.slow.is_cancelled() {
+                    if !conn.halt.is_halted() {
                         self.metrics.slow_consumers.fetch_add(1, Ordering::Relaxed);
-                        conn.slow.cancel();
+                        conn.halt.halt(HaltReason::SlowConsumer);
                     }
                 }
                 // The session is ending; it removes itself shortly.
@@ -162,6 +247,10 @@ impl Hub {
 mod tests {
     use super::*;
     use app::protocol::Payload;
+
+    fn halt() -> Halt {
+        Halt::child_of(&CancellationToken::new())
+    }
 
     fn event(topic: &str, offset: u64) -> Event {
         Event {
@@ -179,8 +268,8 @@ mod tests {
     #[test]
     fn fan_out_reaches_every_member_of_the_topic_only() {
         let hub = Hub::new(8, Arc::new(Metrics::default()));
-        let (a, mut ra) = hub.register();
-        let (b, mut rb) = hub.register();
+        let (a, mut ra) = hub.register(halt());
+        let (b, mut rb) = hub.register(halt());
         assert!(hub.add(&a, "t"));
         assert!(!hub.add(&b, "t"));
         assert!(hub.add(&b, "other"));
@@ -196,8 +285,8 @@ mod tests {
     #[test]
     fn the_last_member_leaving_empties_the_topic() {
         let hub = Hub::new(8, Arc::new(Metrics::default()));
-        let (a, _ra) = hub.register();
-        let (b, _rb) = hub.register();
+        let (a, _ra) = hub.register(halt());
+        let (b, _rb) = hub.register(halt());
         hub.add(&a, "t");
         hub.add(&b, "t");
         assert!(!hub.remove(a.id, "t"));
@@ -211,8 +300,8 @@ mod tests {
     fn a_full_queue_marks_only_that_connection_slow() {
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(2, metrics.clone());
-        let (slow, _keep) = hub.register();
-        let (fast, mut rf) = hub.register();
+        let (slow, _keep) = hub.register(halt());
+        let (fast, mut rf) = hub.register(halt());
         hub.add(&slow, "t");
         hub.add(&fast, "t");
         for i in 0..3 {
@@ -220,17 +309,45 @@ mod tests {
             // The fast one drains as it goes.
             assert!(rf.try_recv().is_ok());
         }
-        assert!(slow.slow.is_cancelled());
-        assert!(!fast.slow.is_cancelled());
+        assert!(slow.halt.is_halted());
+        assert_eq!(slow.halt.reason(), HaltReason::SlowConsumer);
+        assert!(!fast.halt.is_halted());
         assert_eq!(metrics.slow_consumers.load(Ordering::Relaxed), 1);
     }
 
     #[test]
-    fn json_is_serialised_once_and_shared() {
+    fn each_wire_format_is_rendered_once_and_shared() {
         let d = Delivery::new(event("t", 3));
-        let a = d.json();
-        let b = d.json();
-        assert!(Arc::ptr_eq(&a, &b));
-        assert!(a.contains("\"type\":\"event\""));
+        let a = d.typed();
+        let b = d.typed();
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes, not a copy");
+        assert!(a.starts_with(b"{\"type\":\"event\""));
+        let mut renders = 0;
+        for _ in 0..3 {
+            let text = d.rendered(Wire::Chat, |_| {
+                renders += 1;
+                Some("hello".into())
+            });
+            assert_eq!(text.as_deref(), Some(&b"hello"[..]));
+        }
+        assert_eq!(renders, 1);
+        assert_eq!(d.rendered(Wire::Secure, |_| None), None);
+    }
+
+    #[test]
+    fn shutdown_reaches_every_halt_and_a_slow_halt_says_so() {
+        let shutdown = CancellationToken::new();
+        let a = Halt::child_of(&shutdown);
+        let b = Halt::child_of(&shutdown);
+        b.halt(HaltReason::SlowConsumer);
+        assert!(!a.is_halted());
+        shutdown.cancel();
+        assert!(a.is_halted());
+        assert_eq!(a.reason(), HaltReason::Shutdown);
+        assert_eq!(
+            b.reason(),
+            HaltReason::SlowConsumer,
+            "the first reason wins"
+        );
     }
 }

@@ -97,6 +97,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     }
     Ok(AppState {
         auth,
+        ws_options: ws::options(&config),
         config: Arc::new(config),
         store,
         leptos,
@@ -183,9 +184,11 @@ pub fn router(state: AppState) -> Router {
         router = router.layer(cors);
     }
     router
-        // Spans name the path only: query strings may carry tokens.
+        // Spans name the path only: query strings may carry tokens. They are
+        // debug spans: at the default level a span per request would cost
+        // every request an allocation and bookkeeping nobody reads.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
         }))
         .with_state(state)
 }

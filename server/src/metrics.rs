@@ -28,23 +28,51 @@ pub struct Metrics {
     pub login_failures: AtomicU64,
     pub auth_rejections: AtomicU64,
     pub token_expiry_closes: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
+    /// Per bucket (not cumulative; the last one is `+Inf`).
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     latency_count: AtomicU64,
     /// Sum of observed latencies in microseconds.
     latency_sum_us: AtomicU64,
 }
 
-impl Metrics {
+/// Latencies observed by one session while writing a batch, added to the
+/// shared histogram in one go: every session writing to the same few
+/// atomics for every event would make the cores fight over those cache
+/// lines on the hottest path.
+#[derive(Default)]
+pub struct LatencyBatch {
+    buckets: [u64; LATENCY_BUCKETS_MS.len() + 1],
+    count: u64,
+    sum_us: u64,
+}
+
+impl LatencyBatch {
     /// Records the time from an event's publication to its write on a socket.
-    pub fn observe_latency(&self, micros: u64) {
+    pub fn observe(&mut self, micros: u64) {
         let ms = micros as f64 / 1000.0;
-        for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS_MS) {
-            if ms <= bound {
-                bucket.fetch_add(1, Relaxed);
+        let bucket = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|bound| ms <= *bound)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.buckets[bucket] += 1;
+        self.count += 1;
+        self.sum_us += micros;
+    }
+}
+
+impl Metrics {
+    /// Adds a session's batch of observations.
+    pub fn record_latencies(&self, batch: &LatencyBatch) {
+        if batch.count == 0 {
+            return;
+        }
+        for (shared, n) in self.latency_buckets.iter().zip(batch.buckets) {
+            if n > 0 {
+                shared.fetch_add(n, Relaxed);
             }
         }
-        self.latency_count.fetch_add(1, Relaxed);
-        self.latency_sum_us.fetch_add(micros, Relaxed);
+        self.latency_count.fetch_add(batch.count, Relaxed);
+        self.latency_sum_us.fetch_add(batch.sum_us, Relaxed);
     }
 
     /// Renders every metric; `topics` and `subscriptions` come from the hub.
@@ -154,12 +182,13 @@ impl Metrics {
             "# HELP {name} Time from an event's publication to its write on a subscriber's socket."
         );
         let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
         for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS_MS) {
+            cumulative += bucket.load(Relaxed);
             let _ = writeln!(
                 out,
-                "{name}_bucket{{le=\"{}\"}} {}",
+                "{name}_bucket{{le=\"{}\"}} {cumulative}",
                 bound / 1000.0,
-                bucket.load(Relaxed)
             );
         }
         let count = self.latency_count.load(Relaxed);
@@ -181,14 +210,20 @@ mod tests {
     #[test]
     fn histogram_buckets_are_cumulative() {
         let m = Metrics::default();
-        m.observe_latency(300); // 0.3 ms
-        m.observe_latency(4_000); // 4 ms
+        let mut batch = LatencyBatch::default();
+        batch.observe(300); // 0.3 ms
+        batch.observe(4_000); // 4 ms
+        m.record_latencies(&batch);
+        let mut late = LatencyBatch::default();
+        late.observe(5_000_000); // 5 s: past every bound
+        m.record_latencies(&late);
         let text = m.render(1, 2);
         assert!(text.contains("pulseboard_publish_to_send_seconds_bucket{le=\"0.00025\"} 0"));
         assert!(text.contains("pulseboard_publish_to_send_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("pulseboard_publish_to_send_seconds_bucket{le=\"0.005\"} 2"));
-        assert!(text.contains("pulseboard_publish_to_send_seconds_bucket{le=\"+Inf\"} 2"));
-        assert!(text.contains("pulseboard_publish_to_send_seconds_count 2"));
+        assert!(text.contains("pulseboard_publish_to_send_seconds_bucket{le=\"1\"} 2"));
+        assert!(text.contains("pulseboard_publish_to_send_seconds_bucket{le=\"+Inf\"} 3"));
+        assert!(text.contains("pulseboard_publish_to_send_seconds_count 3"));
         assert!(text.contains("pulseboard_subscriptions 2"));
     }
 }

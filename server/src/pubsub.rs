@@ -227,7 +227,9 @@ mod tests {
     #[tokio::test]
     async fn publish_reaches_local_subscribers_through_the_broker() {
         let rt = realtime();
-        let (conn, mut rx) = rt.hub.register();
+        let (conn, mut rx) = rt
+            .hub
+            .register(crate::hub::Halt::child_of(&Default::default()));
         let sub = rt.subscribe(&conn, "room", None).await.unwrap();
         assert_eq!(sub.position.offset, 0);
         rt.publish("room", chat("hi")).await.unwrap();
@@ -240,7 +242,9 @@ mod tests {
     #[tokio::test]
     async fn resubscribing_with_since_recovers_exactly_the_missed_events() {
         let rt = realtime();
-        let (conn, _rx) = rt.hub.register();
+        let (conn, _rx) = rt
+            .hub
+            .register(crate::hub::Halt::child_of(&Default::default()));
         let first = rt.subscribe(&conn, "room", None).await.unwrap();
         rt.unsubscribe(conn.id, "room").await;
         for i in 0..3 {

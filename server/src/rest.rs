@@ -137,7 +137,7 @@ async fn create_task(
         assignee,
     };
     let task = state.store.create(draft).await?;
-    tracing::info!(task = task.id, "task created");
+    tracing::debug!(task = task.id, "task created");
     state.rt.task_created(&task).await;
     notify_assignees(&state, actor.as_ref(), None, Some(&task)).await;
     let location =
@@ -181,7 +181,7 @@ async fn update_task(
         .update(id, change, expected)
         .await
         .map_err(|e| conditional_error(e, expected))?;
-    tracing::info!(task = task.id, version = task.version, "task updated");
+    tracing::debug!(task = task.id, version = task.version, "task updated");
     state.rt.task_updated(&task).await;
     notify_assignees(&state, actor.as_ref(), Some(&before), Some(&task)).await;
     Ok(with_etag(StatusCode::OK, task))
@@ -199,7 +199,7 @@ async fn delete_task(
         .delete(id, expected)
         .await
         .map_err(|e| conditional_error(e, expected))?;
-    tracing::info!(task = task.id, "task deleted");
+    tracing::debug!(task = task.id, "task deleted");
     state.rt.task_deleted(&task).await;
     notify_assignees(&state, actor.as_ref(), Some(&task), None).await;
     Ok(StatusCode::NO_CONTENT)

@@ -34,6 +34,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Token keys, password hashing and login throttling.
     pub auth: Arc<Auth>,
+    /// Every WebSocket endpoint's options (limits, buffers, compression
+    /// and its shared deflate pool), built once.
+    pub ws_options: yawc::Options,
 }
 
 /// leptos_axum's routes and file handler read the options from the state.

@@ -18,6 +18,7 @@ use sqlx::{AnyPool, Row};
 
 use app::protocol::{Task, TaskStatus};
 
+mod creates;
 mod users;
 pub use users::{User, UserStore};
 
@@ -44,6 +45,9 @@ pub enum StoreError {
     /// A row that the migrations' constraints should have made impossible.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The store is shutting down.
+    #[error("the task store is closed")]
+    Closed,
 }
 
 /// A task's fields as validated by the API, ready to store.
@@ -76,6 +80,8 @@ enum Backend {
 #[derive(Clone, Debug)]
 pub struct TaskStore {
     pool: AnyPool,
+    /// Where creations go to be written together (see `creates`).
+    creates: creates::Creator,
 }
 
 const COLUMNS: &str =
@@ -134,6 +140,11 @@ impl TaskStore {
             // for concurrent readers under WAL.
             .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
             .acquire_timeout(Duration::from_secs(10))
+            // A SQLite connection is a file handle in this process; it cannot
+            // go stale the way a network connection can, so checking it
+            // before every query would only add a round trip to SQLite's
+            // worker thread to each one.
+            .test_before_acquire(backend != Backend::Sqlite)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -156,7 +167,8 @@ impl TaskStore {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(TaskStore { pool })
+        let creates = creates::Creator::spawn(pool.clone());
+        Ok(TaskStore { pool, creates })
     }
 
     /// Checks that the database answers.
@@ -184,22 +196,9 @@ impl TaskStore {
         }
     }
 
+    /// Stores a new task. Concurrent creations share one statement.
     pub async fn create(&self, draft: Draft) -> Result<Task, StoreError> {
-        let now = now_text();
-        let row = sqlx::query(&format!(
-            "INSERT INTO tasks \
-             (title, description, status, created_at, updated_at, version, created_by, assignee) \
-             VALUES ($1, $2, $3, $4, $4, 1, $5, $6) RETURNING {COLUMNS}"
-        ))
-        .bind(draft.title)
-        .bind(draft.description)
-        .bind(draft.status.as_str())
-        .bind(now)
-        .bind(draft.created_by)
-        .bind(draft.assignee)
-        .fetch_one(&self.pool)
-        .await?;
-        task_from_row(&row)
+        self.creates.create(draft, now_text()).await
     }
 
     /// Applies `change` if the task exists and, when `expected` is given,
@@ -380,6 +379,33 @@ mod tests {
         assert_eq!(s.update(a.id, clear, None).await.unwrap().assignee, None);
     }
 
+    /// Creations made at once are written in shared statements; each
+    /// caller must still get its own task back.
+    async fn concurrent_creations_each_get_their_own_task(s: &TaskStore) {
+        let creations = (0..300).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut d = draft(&format!("t{i}"));
+                d.description = format!("d{i}");
+                (i, s.create(d).await.unwrap())
+            })
+        });
+        let mut ids = std::collections::HashSet::new();
+        for handle in creations.collect::<Vec<_>>() {
+            let (i, task) = handle.await.unwrap();
+            assert_eq!(task.title, format!("t{i}"));
+            assert_eq!(task.description, format!("d{i}"));
+            assert_eq!(s.get(task.id).await.unwrap(), task);
+            assert!(ids.insert(task.id), "id {} given twice", task.id);
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_creations_are_batched_but_kept_apart() {
+        let (s, _dir) = store().await;
+        concurrent_creations_each_get_their_own_task(&s).await;
+    }
+
     #[tokio::test]
     async fn ids_are_not_reused_after_delete() {
         let (s, _dir) = store().await;
@@ -438,6 +464,7 @@ mod tests {
             assert_eq!(cleared[0].assignee, None);
             assert_eq!(s.list().await.unwrap().len(), 1);
             s.delete(a.id, None).await.unwrap();
+            concurrent_creations_each_get_their_own_task(&s).await;
             s.close().await;
         };
         // Drop the schema whether or not the checks passed.

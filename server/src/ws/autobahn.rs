@@ -11,14 +11,19 @@ use yawc::Options;
 
 use crate::state::AppState;
 
-const LIMIT: usize = 16 * 1024 * 1024 + 1;
+const LIMIT: usize = 16 * 1024 * 1024;
 
 pub async fn handler(
     State(state): State<AppState>,
     upgrade: super::upgrade::WsUpgrade,
 ) -> Response {
+    // Compression with context takeover, not the production endpoints'
+    // no-context-takeover: the runner (kosoku 0.1.0) cannot grade a server
+    // that answers `server_no_context_takeover` (its compression cases fail
+    // inside the runner, before any frame is checked). Our own tests and
+    // the browser tests cover what the production endpoints negotiate.
     let options = Options::default()
-        .with_limits(LIMIT, LIMIT)
+        .with_limits(LIMIT + 1, LIMIT + 1)
         .with_utf8()
         .with_balanced_compression()
         .with_no_delay();

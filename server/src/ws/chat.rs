@@ -7,7 +7,7 @@ use yawc::frame::Frame;
 use app::protocol::Payload;
 
 use super::session::{Ctx, Flow, Handler};
-use crate::hub::Delivery;
+use crate::hub::{Delivery, Wire};
 
 /// The topic chat messages travel on.
 pub const CHAT_TOPIC: &str = "chat";
@@ -39,14 +39,16 @@ impl Handler for Chat {
     }
 
     fn render(&self, delivery: &Delivery) -> Option<Frame> {
-        match &delivery.event.payload {
-            Payload::Chat { from, text } => Some(Frame::text(format!("Client {from}: {text}"))),
-            Payload::Presence {
-                user,
-                online: false,
-            } => Some(Frame::text(format!("Client {user} left the chat"))),
-            _ => None,
-        }
+        delivery
+            .rendered(Wire::Chat, |e| match &e.payload {
+                Payload::Chat { from, text } => Some(format!("Client {from}: {text}")),
+                Payload::Presence {
+                    user,
+                    online: false,
+                } => Some(format!("Client {user} left the chat")),
+                _ => None,
+            })
+            .map(Frame::text)
     }
 
     async fn on_close(&mut self, ctx: &mut Ctx) {

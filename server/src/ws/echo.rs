@@ -16,13 +16,13 @@ pub async fn handler(
     upgrade: super::upgrade::WsUpgrade,
 ) -> Response {
     let shutdown = state.shutdown.clone();
-    let options = super::options(&state.config);
+    let options = state.ws_options.clone();
     super::spawn_connection(&state, upgrade, options, move |mut ws| async move {
         loop {
             let frame = tokio::select! {
                 frame = ws.next_frame() => frame,
                 () = shutdown.cancelled() => {
-                    let _ = ws.send(Frame::close(CloseCode::Away, "server shutting down")).await;
+                    super::close(&mut ws, CloseCode::Away, "server shutting down").await;
                     break;
                 }
             };
@@ -36,7 +36,9 @@ pub async fn handler(
             let reply = match frame.opcode() {
                 OpCode::Text => Frame::text(format!("Message received: {}", frame.as_str())),
                 OpCode::Binary => {
-                    Frame::close(CloseCode::Unsupported, "binary messages are not supported")
+                    let why = "binary messages are not supported";
+                    super::close(&mut ws, CloseCode::Unsupported, why).await;
+                    break;
                 }
                 OpCode::Close => {
                     // yawc queued the echo of the close; send it.
@@ -45,8 +47,7 @@ pub async fn handler(
                 }
                 _ => continue,
             };
-            let closing = reply.opcode() == OpCode::Close;
-            if ws.send(reply).await.is_err() || closing {
+            if ws.send(reply).await.is_err() {
                 break;
             }
         }

@@ -35,19 +35,77 @@ use crate::state::AppState;
 use session::{Handler, SessionLimits};
 use upgrade::{Socket, WsUpgrade};
 
-/// The yawc options every endpoint starts from: our message limit (yawc's
-/// bounds are exclusive, hence the `+ 1`) for single frames, for fragmented
-/// messages and for the inflated size of compressed ones; UTF-8 validation
-/// of text frames; compression for peers that offer it, skipped for
-/// messages too small to gain from it.
+/// A connection's socket buffers at rest. yawc's default is 8 KiB each;
+/// clients send commands of a few hundred bytes, a buffer grows for a
+/// larger message and shrinks back after it, so a small resting size only
+/// saves memory: about 14 KiB per idle connection.
+const READ_BUFFER: usize = 1024;
+const WRITE_BUFFER: usize = 1024;
+
+/// Idle deflate states kept for reuse; about the number of messages
+/// compressed at the same moment (worker threads), not of connections.
+const DEFLATE_POOL: usize = 16;
+
+/// The yawc options every endpoint starts from, built once at start-up:
+/// our message limit (yawc's bounds are exclusive, hence the `+ 1`) for
+/// single frames, for fragmented messages and for the inflated size of
+/// compressed ones; UTF-8 validation of text frames; small resting
+/// buffers; compression for peers that offer it, skipped for messages too
+/// small to gain from it.
+///
+/// Compression is negotiated without context takeover in both directions
+/// (RFC 7692 lets the server require it), with deflate state borrowed from
+/// a pool for one message at a time. With context takeover every
+/// connection keeps a compressor and a decompressor for its whole life,
+/// about 370 KiB; every browser offers compression, so ten thousand open
+/// tabs would pin gigabytes. Without it a message cannot refer back to
+/// earlier ones, which costs little here: events are separate JSON
+/// documents, and most are compressed on their own anyway.
 pub fn options(config: &Config) -> Options {
     let limit = config.ws_max_message_bytes.max(1).saturating_add(1);
     Options::default()
         .with_limits(limit, limit)
         .with_utf8()
+        .with_read_buffer_capacity(READ_BUFFER)
+        .with_write_buffer_capacity(WRITE_BUFFER)
         .with_balanced_compression()
+        .server_no_context_takeover()
+        .client_no_context_takeover()
+        .with_deflate_pool(yawc::DeflatePool::new(DEFLATE_POOL))
         .with_compression_threshold(128)
         .with_no_delay()
+}
+
+/// How long sending our close frame, and then waiting for the peer's, may
+/// take each.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Closes a connection from our side: sends a close frame, then waits
+/// briefly for the peer's, reading and discarding whatever it still sends.
+///
+/// Why wait: dropping a socket while data it received is still unread
+/// makes the kernel answer with a reset, and a reset can destroy our close
+/// frame in the peer's buffers before it is read, so a client that was,
+/// say, flooding would see "connection reset" instead of 1008 and a
+/// reason. Both waits are bounded, so a peer cannot hold us.
+pub async fn close<S>(ws: &mut yawc::WebSocket<S>, code: CloseCode, reason: impl AsRef<[u8]>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let sent = tokio::time::timeout(CLOSE_WAIT, ws.send(Frame::close(code, reason))).await;
+    if !matches!(sent, Ok(Ok(()))) {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        loop {
+            match ws.next_frame().await {
+                Ok(frame) if frame.opcode() == yawc::frame::OpCode::Close => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
 }
 
 /// Ends a connection whose last read failed. yawc queues its own close
@@ -60,8 +118,7 @@ pub async fn finish_after(
     error: &yawc::WebSocketError,
 ) {
     if matches!(error, yawc::WebSocketError::InvalidUTF8) {
-        let close = Frame::close(CloseCode::Invalid, "text message is not valid UTF-8");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.send(close)).await;
+        close(ws, CloseCode::Invalid, "text message is not valid UTF-8").await;
         return;
     }
     finish(ws).await;
@@ -222,8 +279,7 @@ where
     state.sessions.spawn(async move {
         let Some(mut ws) = socket.await else { return };
         let Some(_permit) = permit else {
-            let close = Frame::close(CloseCode::Policy, "too many connections");
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.send(close)).await;
+            close(&mut ws, CloseCode::Policy, "too many connections").await;
             return;
         };
         body(ws).await;
@@ -241,8 +297,8 @@ fn spawn_session<H: Handler>(state: &AppState, upgrade: WsUpgrade, handler: H) -
     };
     let rt = state.rt.clone();
     let shutdown = state.shutdown.clone();
-    spawn_connection(state, upgrade, options(&state.config), move |ws| {
-        session::run(ws, handler, rt, limits, shutdown)
+    spawn_connection(state, upgrade, state.ws_options.clone(), move |ws| {
+        session::run(Box::new(ws), handler, rt, limits, shutdown)
     })
 }
 
@@ -274,7 +330,9 @@ pub async fn typed_handler(
         heartbeat_ms,
         user,
         seat,
-        state: state.clone(),
+        auth: state.auth.clone(),
+        store: state.store.clone(),
+        gate: state.gate.clone(),
     };
     spawn_session(&state, upgrade, handler)
 }
@@ -317,11 +375,8 @@ fn over_user_limit(state: &AppState, upgrade: WsUpgrade) -> Response {
     spawn_connection(
         state,
         upgrade,
-        options(&state.config),
-        |mut ws| async move {
-            let close = Frame::close(CloseCode::Policy, USER_LIMIT_REASON);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.send(close)).await;
-        },
+        state.ws_options.clone(),
+        |mut ws| async move { close(&mut ws, CloseCode::Policy, USER_LIMIT_REASON).await },
     )
 }
 

@@ -8,7 +8,7 @@ use yawc::frame::Frame;
 use app::protocol::Payload;
 
 use super::session::{Ctx, Flow, Handler};
-use crate::hub::Delivery;
+use crate::hub::{Delivery, Wire};
 
 pub struct Notifications {
     pub topic: String,
@@ -40,7 +40,9 @@ impl Handler for Notifications {
     }
 
     fn render(&self, delivery: &Delivery) -> Option<Frame> {
-        render_text(&delivery.event.payload).map(Frame::text)
+        delivery
+            .rendered(Wire::Notification, |e| render_text(&e.payload))
+            .map(Frame::text)
     }
 
     async fn on_close(&mut self, _ctx: &mut Ctx) {}

@@ -14,7 +14,7 @@ use app::protocol::Payload;
 
 use super::session::{Ctx, Flow, Handler};
 use crate::auth::AuthUser;
-use crate::hub::Delivery;
+use crate::hub::{Delivery, Wire};
 
 pub struct Secure {
     pub user: AuthUser,
@@ -50,10 +50,12 @@ impl Handler for Secure {
     }
 
     fn render(&self, delivery: &Delivery) -> Option<Frame> {
-        match &delivery.event.payload {
-            Payload::Chat { from, text } => Some(Frame::text(format!("{from}: {text}"))),
-            _ => None,
-        }
+        delivery
+            .rendered(Wire::Secure, |e| match &e.payload {
+                Payload::Chat { from, text } => Some(format!("{from}: {text}")),
+                _ => None,
+            })
+            .map(Frame::text)
     }
 
     async fn on_close(&mut self, _ctx: &mut Ctx) {}

@@ -1,9 +1,10 @@
 //! One state machine per WebSocket connection, shared by every endpoint that
 //! carries hub events (typed, chat, notifications).
 //!
-//! A session is a single task that `select!`s over: the shutdown signal,
-//! the hub marking it a slow consumer, the next client frame, the next
-//! queued event, and the heartbeat tick. Whatever ends first ends the
+//! A session is a single task that `select!`s over: its halt signal (the
+//! server shutting down, or the hub marking it a slow consumer), the next
+//! client frame, the next queued events, the account and token watches,
+//! and the heartbeat tick. Whatever ends first ends the
 //! session, and the teardown (leaving every topic, the endpoint's farewell)
 //! runs in one place. An endpoint only supplies a [`Handler`]: what to do
 //! with a text message and how to render an event.
@@ -22,16 +23,17 @@
 //! | 4001 | the connection's token expired and no fresh one was sent |
 //! | 4003 | the connection's account was deleted |
 
-use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::SinkExt;
+use rustc_hash::FxHashMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use yawc::close::CloseCode;
 use yawc::frame::{Frame, OpCode};
 use yawc::WebSocket;
@@ -39,7 +41,8 @@ use yawc::WebSocket;
 use app::protocol::{Event, Payload, StreamPosition};
 
 use crate::broker::BrokerError;
-use crate::hub::{ConnHandle, Delivery};
+use crate::hub::{ConnHandle, Delivery, Halt, HaltReason};
+use crate::metrics::LatencyBatch;
 use crate::pubsub::{Realtime, Subscribed};
 
 /// How long one write may take before the peer counts as stalled.
@@ -92,7 +95,10 @@ struct Sub {
 pub struct Ctx {
     pub rt: Realtime,
     pub conn: ConnHandle,
-    subs: HashMap<String, Sub>,
+    /// Looked up for every event delivered, so with a fast hash; topic
+    /// names come from the client, but at most `max_subscriptions` of them
+    /// per connection, so crafted collisions cannot cost much.
+    subs: FxHashMap<String, Sub>,
     out: Vec<Frame>,
     max_subscriptions: usize,
     /// When the connection's token expires; the session closes with 4001
@@ -100,6 +106,8 @@ pub struct Ctx {
     deadline: Option<Instant>,
     /// Cancelled when the connection's account is deleted.
     account: Option<CancellationToken>,
+    /// `deadline` or `account` changed since the session last looked.
+    watch_changed: bool,
 }
 
 /// Why a subscribe failed.
@@ -117,12 +125,14 @@ impl Ctx {
     /// Sets (or clears) when the session must end for want of a fresh token.
     pub fn set_deadline(&mut self, remaining: Option<Duration>) {
         self.deadline = remaining.map(|r| Instant::now() + r);
+        self.watch_changed = true;
     }
 
     /// Ties the session to an account: it closes with 4003 if the account
     /// is deleted.
     pub fn watch_account(&mut self, handle: CancellationToken) {
         self.account = Some(handle);
+        self.watch_changed = true;
     }
 
     /// Queues a frame; it is written after the handler returns.
@@ -235,9 +245,28 @@ enum End {
     Rejected(yawc::WebSocketError),
 }
 
+/// Most queued events written in one go. Bounds how long one session holds
+/// its thread and how large its write buffer grows before the flush.
+const MAX_BATCH: usize = 128;
+/// Most bytes of events written in one go, for the same reasons.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
 /// Runs a session to its end. Every exit path leaves every topic.
+///
+/// Memory: this future is what an idle connection costs, so the handler's
+/// calls and the teardown, which are rare but whose futures are large (a
+/// token check holds a database query), are boxed: their state is
+/// allocated while they run instead of reserved in every connection.
+///
+/// Hot path: when an event arrives the session takes every event already
+/// queued behind it (up to [`MAX_BATCH`]), writes them all into the
+/// socket's buffer and flushes once, so under load a system call carries
+/// many events instead of one. Everything a select iteration polls is
+/// cheap to poll again: the halt and deadline futures are created once and
+/// stay registered, and the write timeout is armed only when a write
+/// actually has to wait.
 pub async fn run<S, H>(
-    mut ws: WebSocket<S>,
+    mut ws: Box<WebSocket<S>>,
     mut handler: H,
     rt: Realtime,
     limits: SessionLimits,
@@ -246,27 +275,32 @@ pub async fn run<S, H>(
     S: AsyncRead + AsyncWrite + Unpin + Send,
     H: Handler,
 {
-    let (conn, mut queue) = rt.hub.register();
-    let slow = conn.slow.clone();
+    let halt = Halt::child_of(&shutdown);
+    let (conn, mut queue) = rt.hub.register(halt.clone());
     let metrics = rt.metrics.clone();
     let mut ctx = Ctx {
         rt,
         conn,
-        subs: HashMap::new(),
+        subs: FxHashMap::default(),
         out: Vec::new(),
         max_subscriptions: limits.max_subscriptions,
         deadline: None,
         account: None,
+        watch_changed: false,
     };
-    let never = CancellationToken::new();
     let mut rate = RateLimit::new(limits.rate_per_sec, limits.rate_burst);
     let period = limits.ping_interval.unwrap_or(Duration::from_secs(3600));
     let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_seen = Instant::now();
+    let halted = halt.halted();
+    tokio::pin!(halted);
+    let expiry = tokio::time::sleep_until(far_future());
+    tokio::pin!(expiry);
+    let mut account: Option<Pin<Box<WaitForCancellationFutureOwned>>> = None;
 
     let end = 'session: {
-        let flow = handler.on_open(&mut ctx).await;
+        let flow = Box::pin(handler.on_open(&mut ctx)).await;
         if let Some(end) = flush(&mut ws, &mut ctx, &metrics).await {
             break 'session end;
         }
@@ -274,10 +308,18 @@ pub async fn run<S, H>(
             break 'session End::Close(code, reason);
         }
         loop {
+            if std::mem::take(&mut ctx.watch_changed) {
+                expiry
+                    .as_mut()
+                    .reset(ctx.deadline.unwrap_or_else(far_future));
+                account = ctx.account.clone().map(|t| Box::pin(t.cancelled_owned()));
+            }
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => break 'session End::Close(CloseCode::Away, "server shutting down".into()),
-                () = slow.cancelled() => break 'session End::Close(CloseCode::Again, "slow consumer: send queue overflowed".into()),
+                () = &mut halted => break 'session match halt.reason() {
+                    HaltReason::Shutdown => End::Close(CloseCode::Away, "server shutting down".into()),
+                    HaltReason::SlowConsumer => End::Close(CloseCode::Again, "slow consumer: send queue overflowed".into()),
+                },
                 frame = ws.next_frame() => {
                     let frame = match frame {
                         Ok(frame) => frame,
@@ -292,7 +334,7 @@ pub async fn run<S, H>(
                                 metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
                                 break 'session End::Close(CloseCode::Policy, "rate limit exceeded".into());
                             }
-                            let flow = handler.on_text(&mut ctx, frame.as_str()).await;
+                            let flow = Box::pin(handler.on_text(&mut ctx, frame.as_str())).await;
                             if let Some(end) = flush(&mut ws, &mut ctx, &metrics).await {
                                 break 'session end;
                             }
@@ -307,24 +349,35 @@ pub async fn run<S, H>(
                         _ => {}
                     }
                 }
-                Some(delivery) = queue.recv() => {
-                    if !ctx.admit(&delivery.event) {
-                        continue;
-                    }
-                    if let Some(frame) = handler.render(&delivery) {
-                        let latency = chrono::Utc::now() - delivery.event.ts;
-                        metrics.observe_latency(latency.num_microseconds().unwrap_or(0).max(0) as u64);
-                        ctx.send(frame);
-                        if let Some(end) = flush(&mut ws, &mut ctx, &metrics).await {
-                            break 'session end;
+                Some(first) = queue.recv() => {
+                    let mut latencies = LatencyBatch::default();
+                    let now = chrono::Utc::now();
+                    let mut next = Some(first);
+                    let (mut taken, mut bytes) = (0, 0);
+                    while let Some(delivery) = next.take() {
+                        taken += 1;
+                        if ctx.admit(&delivery.event) {
+                            if let Some(frame) = handler.render(&delivery) {
+                                let waited = (now - delivery.event.ts).num_microseconds().unwrap_or(0);
+                                latencies.observe(waited.max(0) as u64);
+                                bytes += frame.payload().len();
+                                ctx.send(frame);
+                            }
+                        }
+                        if taken < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                            next = queue.try_recv().ok();
                         }
                     }
+                    metrics.record_latencies(&latencies);
+                    if let Some(end) = flush(&mut ws, &mut ctx, &metrics).await {
+                        break 'session end;
+                    }
                 }
-                () = ctx.account.as_ref().unwrap_or(&never).cancelled() => {
+                () = async { account.as_mut().expect("guarded").await }, if account.is_some() => {
                     let code = CloseCode::from(app::protocol::CLOSE_ACCOUNT_DELETED);
                     break 'session End::Close(code, "account deleted".into());
                 }
-                () = tokio::time::sleep_until(ctx.deadline.unwrap_or_else(far_future)), if ctx.deadline.is_some() => {
+                () = &mut expiry, if ctx.deadline.is_some() => {
                     metrics.token_expiry_closes.fetch_add(1, Ordering::Relaxed);
                     let code = CloseCode::from(app::protocol::CLOSE_TOKEN_EXPIRED);
                     break 'session End::Close(code, "token expired".into());
@@ -347,18 +400,17 @@ pub async fn run<S, H>(
     };
 
     // Teardown: leave every topic first, so nothing more is queued for us.
-    handler.on_close(&mut ctx).await;
-    let topics: Vec<String> = ctx.subs.keys().cloned().collect();
-    for topic in topics {
-        ctx.unsubscribe(&topic).await;
-    }
+    Box::pin(async {
+        handler.on_close(&mut ctx).await;
+        let topics: Vec<String> = ctx.subs.keys().cloned().collect();
+        for topic in topics {
+            ctx.unsubscribe(&topic).await;
+        }
+    })
+    .await;
     drop(queue);
     match end {
-        End::Close(code, reason) => {
-            let _ =
-                tokio::time::timeout(Duration::from_secs(1), ws.send(Frame::close(code, reason)))
-                    .await;
-        }
+        End::Close(code, reason) => super::close(&mut ws, code, reason).await,
         End::Rejected(e) => super::finish_after(&mut ws, &e).await,
         End::PeerClosed => super::finish(&mut ws).await,
         End::Gone => {}
@@ -370,8 +422,8 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
-/// Writes the frames the handler queued. Returns how the session must end
-/// if the peer cannot take them.
+/// Writes the frames the handler queued, with one flush. Returns how the
+/// session must end if the peer cannot take them within [`WRITE_TIMEOUT`].
 async fn flush<S>(
     ws: &mut WebSocket<S>,
     ctx: &mut Ctx,
@@ -383,22 +435,35 @@ where
     if ctx.out.is_empty() {
         return None;
     }
-    let frames = std::mem::take(&mut ctx.out);
+    let (mut messages, mut bytes) = (0, 0);
+    for frame in &ctx.out {
+        if matches!(frame.opcode(), OpCode::Text | OpCode::Binary) {
+            messages += 1;
+            bytes += frame.payload().len() as u64;
+        }
+    }
+    metrics.messages_out.fetch_add(messages, Ordering::Relaxed);
+    metrics.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    let frames = ctx.out.drain(..);
     let write = async {
         for frame in frames {
-            if matches!(frame.opcode(), OpCode::Text | OpCode::Binary) {
-                metrics.messages_out.fetch_add(1, Ordering::Relaxed);
-                metrics
-                    .bytes_out
-                    .fetch_add(frame.payload().len() as u64, Ordering::Relaxed);
-            }
             ws.feed(frame).await?;
         }
         ws.flush().await
     };
-    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-        Ok(Ok(())) => None,
-        _ => Some(End::Gone),
+    tokio::pin!(write);
+    // Nearly every write completes at once (the socket has room); only one
+    // that has to wait arms a timer.
+    let result = match futures::poll!(write.as_mut()) {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(result) => result,
+            Err(_) => return Some(End::Gone),
+        },
+    };
+    match result {
+        Ok(()) => None,
+        Err(_) => Some(End::Gone),
     }
 }
 

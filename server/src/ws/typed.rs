@@ -28,9 +28,11 @@ use app::protocol::{
 };
 
 use super::session::{Ctx, Flow, Handler, SubscribeError};
-use crate::auth::{authenticate, AuthError, AuthUser};
+use std::sync::Arc;
+
+use crate::auth::{authenticate, Auth, AuthError, AuthUser};
 use crate::hub::Delivery;
-use crate::state::AppState;
+use crate::store::TaskStore;
 
 /// Topics only the server publishes to, and prefixes reserved for private
 /// topics.
@@ -45,8 +47,11 @@ pub struct Typed {
     pub user: Option<AuthUser>,
     /// The account's connection slot, once signed in.
     pub seat: Option<super::UserPermit>,
-    /// For checking tokens sent in-band.
-    pub state: AppState,
+    /// For checking tokens sent in-band (only what that needs: this is
+    /// held by every open connection).
+    pub auth: Arc<Auth>,
+    pub store: TaskStore,
+    pub gate: Arc<super::ConnectionGate>,
 }
 
 /// A refusal: the error code and the sentence for the client.
@@ -137,7 +142,7 @@ impl Typed {
     /// Signing in takes one of the account's connection slots; with none
     /// left the connection is closed with 1008, as at the upgrade.
     async fn auth(&mut self, ctx: &mut Ctx, id: u64, token: &str) -> Flow {
-        let user = match authenticate(&self.state.auth, &self.state.store, token).await {
+        let user = match authenticate(&self.auth, &self.store, token).await {
             Ok(user) => user,
             Err(AuthError::Store) => {
                 error(
@@ -174,7 +179,7 @@ impl Typed {
         }
         let seat = match self.seat.take() {
             Some(seat) => seat,
-            None => match self.state.gate.try_acquire_user(user.id) {
+            None => match self.gate.try_acquire_user(user.id) {
                 Some(seat) => seat,
                 None => return Flow::Close(CloseCode::Policy, super::USER_LIMIT_REASON.into()),
             },
@@ -330,7 +335,7 @@ impl Handler for Typed {
     }
 
     fn render(&self, delivery: &Delivery) -> Option<Frame> {
-        Some(Frame::text(delivery.json().to_string()))
+        Some(Frame::text(delivery.typed()))
     }
 
     fn heartbeat(&self) -> Option<Frame> {

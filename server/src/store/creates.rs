@@ -1,0 +1,138 @@
+//! Group commit for task creations.
+//!
+//! An `INSERT` on its own costs SQLite a whole transaction (file locks, a
+//! WAL append) and costs sqlx a round trip to the connection's worker
+//! thread; under load those, not the insert itself, are most of the work
+//! (measured: about 190 µs of CPU per creation at 4,000 a second). So one
+//! task writes every creation: the ones that arrive while a statement is
+//! running wait, and are written together by the next one, as a single
+//! multi-row `INSERT ... RETURNING`. A creation that finds nobody ahead of
+//! it is written at once, so batching adds no latency; it only collects
+//! what is already waiting.
+
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+
+use app::protocol::Task;
+
+use super::{task_from_row, Draft, StoreError, COLUMNS};
+
+/// Most creations written by one statement (6 parameters each, far below
+/// SQLite's and PostgreSQL's limits on parameters).
+const MAX_BATCH: usize = 64;
+/// Creations that may wait for the writer; more wait to enqueue.
+const QUEUE: usize = 1024;
+
+struct Pending {
+    draft: Draft,
+    now: String,
+    reply: oneshot::Sender<Result<Task, StoreError>>,
+}
+
+/// The handle through which creations reach the writer task.
+#[derive(Clone, Debug)]
+pub(super) struct Creator {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").finish_non_exhaustive()
+    }
+}
+
+impl Creator {
+    /// Starts the writer task; it ends when the last handle is dropped.
+    pub(super) fn spawn(pool: AnyPool) -> Creator {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, rx));
+        Creator { tx }
+    }
+
+    /// Creates one task, possibly in the same statement as others.
+    pub(super) async fn create(&self, draft: Draft, now: String) -> Result<Task, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Pending { draft, now, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let drafts: Vec<(&Draft, &str)> =
+            batch.iter().map(|p| (&p.draft, p.now.as_str())).collect();
+        match insert(&pool, &drafts).await {
+            Ok(tasks) => {
+                for (pending, task) in batch.drain(..).zip(tasks) {
+                    let _ = pending.reply.send(Ok(task));
+                }
+            }
+            // A statement fails as a whole; write each row on its own so
+            // every request gets its own answer (and one bad row cannot
+            // fail the others).
+            Err(_) => {
+                for pending in batch.drain(..) {
+                    let one = [(&pending.draft, pending.now.as_str())];
+                    let result = insert(&pool, &one).await.map(|mut t| t.remove(0));
+                    let _ = pending.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// Inserts `drafts` in one statement; the tasks come back in the same
+/// order. Rows of one `INSERT` get increasing ids in the order of its
+/// `VALUES`, so sorting what `RETURNING` gives by id restores that order
+/// whatever order the database returns them in.
+async fn insert(pool: &AnyPool, drafts: &[(&Draft, &str)]) -> Result<Vec<Task>, StoreError> {
+    let rows: Vec<String> = (0..drafts.len())
+        .map(|i| {
+            let p = i * 6;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, 1, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 4,
+                p + 5,
+                p + 6
+            )
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO tasks \
+         (title, description, status, created_at, updated_at, version, created_by, assignee) \
+         VALUES {} RETURNING {COLUMNS}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (draft, now) in drafts {
+        query = query
+            .bind(draft.title.clone())
+            .bind(draft.description.clone())
+            .bind(draft.status.as_str())
+            .bind(now.to_string())
+            .bind(draft.created_by.clone())
+            .bind(draft.assignee.clone());
+    }
+    let rows = query.fetch_all(pool).await?;
+    let mut tasks = rows
+        .iter()
+        .map(task_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    if tasks.len() != drafts.len() {
+        return Err(StoreError::Corrupt(format!(
+            "inserted {} tasks, got {} back",
+            drafts.len(),
+            tasks.len()
+        )));
+    }
+    tasks.sort_by_key(|t| t.id);
+    Ok(tasks)
+}
