@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # hydrate).
 CARGO_FLAGS_ENV := RUSTFLAGS="--cfg erase_components" LEPTOS_OUTPUT_NAME=pulseboard
 
-.PHONY: run dev build test test-unit test-e2e test-autobahn test-release setup setup-test lint clean
+.PHONY: run dev build test test-unit test-e2e test-autobahn test-release setup setup-test lint bench clean
 
 setup:
 	scripts/setup.sh build
@@ -65,6 +65,11 @@ lint:
 	cargo fmt --all -- --check
 	$(CARGO_FLAGS_ENV) cargo clippy -p server --all-targets -- -D warnings
 	$(CARGO_FLAGS_ENV) cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+## Pulseboard side by side with the seed's FastAPI design and a minimal
+## axum server, on this machine: docs/bench/results.md and fanout.svg.
+bench:
+	scripts/bench.sh
 
 clean:
 	cargo clean

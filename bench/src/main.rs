@@ -111,6 +111,9 @@ enum Command {
         target: TargetArgs,
         #[arg(long)]
         typed: bool,
+        /// Offer permessage-deflate, as browsers do.
+        #[arg(long)]
+        deflate: bool,
         #[arg(long, default_value_t = 15_000)]
         connections: usize,
         /// Open this many in all after measuring, to test capacity.
@@ -294,6 +297,7 @@ async fn main() -> std::process::ExitCode {
         Command::Idle {
             target,
             typed,
+            deflate,
             connections,
             goal,
         } => {
@@ -302,7 +306,7 @@ async fn main() -> std::process::ExitCode {
             } else {
                 ("/ws/notifications/tasks", Protocol::Text)
             };
-            scenario::idle::run(&target.target(), path, protocol, connections, goal)
+            scenario::idle::run(&target.target(), path, protocol, deflate, connections, goal)
                 .await
                 .map(|r| println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default()))
         }
@@ -470,18 +474,31 @@ async fn suite(args: SuiteArgs) -> Result<(), String> {
         plan.idle_measure_at, plan.idle_goal
     );
     for &kind in &kinds {
-        let mut endpoints = vec![("/ws/notifications/tasks", Protocol::Text)];
+        // Seed and floor do not negotiate compression; Pulseboard does, and
+        // browsers always offer it, so it is measured both ways.
+        let mut endpoints = vec![("/ws/notifications/tasks", Protocol::Text, false)];
         if kind.has_typed() {
-            endpoints.push(("/ws/v1", Protocol::Typed));
+            endpoints.push(("/ws/v1", Protocol::Typed, false));
+            endpoints.push(("/ws/v1", Protocol::Typed, true));
         }
-        for (path, protocol) in endpoints {
-            let label = format!("{kind:?}-idle{}", path.replace('/', "-")).to_lowercase();
+        for (path, protocol, deflate) in endpoints {
+            let label = format!(
+                "{kind:?}-idle{}{}",
+                path.replace('/', "-"),
+                if deflate { "-deflate" } else { "" }
+            )
+            .to_lowercase();
             let server = Server::start(kind, &programs, &label)?;
-            eprintln!("  {} {path}", kind.name());
+            eprintln!(
+                "  {} {path}{}",
+                kind.name(),
+                if deflate { " (deflate offered)" } else { "" }
+            );
             match scenario::idle::run(
                 &target(&server),
                 path,
                 protocol,
+                deflate,
                 plan.idle_measure_at,
                 plan.idle_goal,
             )

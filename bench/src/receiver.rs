@@ -42,7 +42,18 @@ pub async fn open(
     protocol: Protocol,
     topic: &str,
 ) -> std::io::Result<Conn> {
-    let mut conn = Conn::connect(addr, path).await?;
+    open_with(addr, path, protocol, topic, "").await
+}
+
+/// [`open`] with extra handshake headers.
+pub async fn open_with(
+    addr: std::net::SocketAddr,
+    path: &str,
+    protocol: Protocol,
+    topic: &str,
+    headers: &str,
+) -> std::io::Result<Conn> {
+    let mut conn = Conn::connect_with(addr, path, headers).await?;
     if protocol == Protocol::Typed {
         let within = Duration::from_secs(30);
         conn.expect_text(br#""type":"hello""#, within).await?;

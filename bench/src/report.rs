@@ -279,18 +279,24 @@ fn markdown(r: &Results) -> String {
          connections (each quiet after its handshake; on `/ws/v1` after `hello`), then more \
          connections up to the capacity goal, held for 3 s.\n"
     );
-    let _ = writeln!(md, "| server | endpoint | connections | RSS before → after (MiB) | KiB per connection | connects/s | held of goal | note |");
-    let _ = writeln!(md, "|---|---|---:|---|---:|---:|---|---|");
+    let _ = writeln!(md, "| server | endpoint | connections | RSS before → after (MiB) | KiB per connection | KiB per connection after one event | connects/s | held of goal | note |");
+    let _ = writeln!(md, "|---|---|---:|---|---:|---:|---:|---|---|");
     for i in &r.idle {
         let _ = writeln!(
             md,
-            "| {} | `{}` | {} | {} → {} | **{}** | {} | {} of {} | {} |",
+            "| {} | `{}`{} | {} | {} → {} | **{}** | {} | {} | {} of {} | {} |",
             i.server,
             i.endpoint,
+            if i.deflate {
+                " (compression offered)"
+            } else {
+                ""
+            },
             thousands(i.measured_at as f64),
             i.rss_before_mib,
             i.rss_after_mib,
             i.kib_per_connection,
+            i.kib_after_event,
             thousands(i.connects_per_sec),
             thousands(i.held as f64),
             thousands(i.goal as f64),
@@ -381,25 +387,33 @@ fn targets(md: &mut String, r: &Results) {
         ));
     }
 
+    let floor_idle = r
+        .idle
+        .iter()
+        .find(|f| f.server == floor)
+        .map_or("not measured".into(), |f| {
+            format!("{} KiB", f.kib_per_connection)
+        });
     for i in r.idle.iter().filter(|i| i.server == pb) {
+        let offer = if i.deflate {
+            ", compression offered"
+        } else {
+            ""
+        };
         rows.push((
             format!(
-                "memory per idle connection on `{}` ≤ {IDLE_KIB} KiB",
+                "memory per idle connection on `{}`{offer} ≤ {IDLE_KIB} KiB",
                 i.endpoint
             ),
             format!(
-                "{} KiB (floor: {})",
-                i.kib_per_connection,
-                r.idle.iter().find(|f| f.server == floor).map_or(
-                    "not measured".into(),
-                    |f| format!("{} KiB", f.kib_per_connection)
-                )
+                "{} KiB, {} KiB after an event (floor: {floor_idle})",
+                i.kib_per_connection, i.kib_after_event
             ),
             i.kib_per_connection <= IDLE_KIB,
         ));
         rows.push((
             format!(
-                "{} concurrent connections on `{}` in one process",
+                "{} concurrent connections on `{}`{offer} in one process",
                 thousands(i.goal as f64),
                 i.endpoint
             ),

@@ -56,13 +56,21 @@ pub struct Frame {
 impl Conn {
     /// Connects to `server` and performs the opening handshake for `path`.
     pub async fn connect(server: SocketAddr, path: &str) -> io::Result<Conn> {
+        Self::connect_with(server, path, "").await
+    }
+
+    /// [`connect`](Self::connect) with extra request header lines (each
+    /// ending in `\r\n`), e.g. a compression offer. The client cannot
+    /// inflate: use it only where every message is small enough to be sent
+    /// uncompressed.
+    pub async fn connect_with(server: SocketAddr, path: &str, headers: &str) -> io::Result<Conn> {
         let socket = TcpSocket::new_v4()?;
         socket.bind(SocketAddr::new(next_source(), 0))?;
         let mut stream = socket.connect(server).await?;
         stream.set_nodelay(true)?;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: cHVsc2Vib2FyZC1iZW5jaA==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: cHVsc2Vib2FyZC1iZW5jaA==\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
         );
         stream.write_all(request.as_bytes()).await?;
         let mut buf = vec![0u8; 1024];

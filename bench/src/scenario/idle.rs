@@ -1,5 +1,7 @@
 //! Idle connections: how much resident memory each open, quiet connection
-//! costs the server, and whether it holds the target count.
+//! costs the server, and whether it holds the target count. On `/ws/v1`
+//! each connection has had its `hello` and subscribed to `tasks`, as the
+//! board's page does.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,15 +17,24 @@ use crate::procstat;
 use crate::receiver::{self, Protocol};
 use crate::ws::{Conn, OP_CLOSE, OP_PING};
 
+/// What a browser offers.
+const DEFLATE_OFFER: &str =
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Result {
     pub server: String,
     pub endpoint: String,
+    /// Whether the clients offered permessage-deflate (browsers always do).
+    pub deflate: bool,
     /// Connections at which memory was measured.
     pub measured_at: usize,
     pub rss_before_mib: f64,
     pub rss_after_mib: f64,
     pub kib_per_connection: f64,
+    /// The same after one task event (about 1 KiB of JSON) reached every
+    /// connection: what writing, and compressing, costs once it happened.
+    pub kib_after_event: f64,
     pub connects_per_sec: f64,
     /// Connections tried in all (measured_at, then up to the capacity goal).
     pub goal: usize,
@@ -38,9 +49,11 @@ pub async fn run(
     target: &Target,
     path: &str,
     protocol: Protocol,
+    deflate: bool,
     measure_at: usize,
     goal: usize,
 ) -> std::result::Result<Result, String> {
+    let headers = if deflate { DEFLATE_OFFER } else { "" };
     let pid = target
         .pid
         .ok_or("the idle scenario needs the server's pid")?;
@@ -57,6 +70,7 @@ pub async fn run(
         target,
         path,
         protocol,
+        headers,
         measure_at,
         &alive,
         &stop_rx,
@@ -75,12 +89,27 @@ pub async fn run(
         before as f64 / 1024.0,
         after as f64 / 1024.0,
     );
+    let description = "Memory after an event: sockets wrote it, deflate compressed it. ".repeat(16);
+    let posted = crate::publish::client()
+        .post(format!("http://{}/tasks", target.addr))
+        .json(&serde_json::json!({"title": "idle event", "description": description}))
+        .send()
+        .await
+        .map_err(|e| format!("POST /tasks: {e}"))?;
+    if !posted.status().is_success() {
+        return Err(format!("POST /tasks answered {}", posted.status()));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_event = procstat::rss_kib(pid).unwrap_or(0);
+    let kib_after_event = after_event.saturating_sub(before) as f64 / opened.max(1) as f64;
+    eprintln!("    after one task event: {kib_after_event:.1} KiB each");
 
     if goal > measure_at {
         open(
             target,
             path,
             protocol,
+            headers,
             goal - measure_at,
             &alive,
             &stop_rx,
@@ -101,10 +130,12 @@ pub async fn run(
     Ok(Result {
         server: target.name.clone(),
         endpoint: path.to_owned(),
+        deflate,
         measured_at: opened,
         rss_before_mib: (before as f64 / 102.4).round() / 10.0,
         rss_after_mib: (after as f64 / 102.4).round() / 10.0,
         kib_per_connection: (kib_per_connection * 10.0).round() / 10.0,
+        kib_after_event: (kib_after_event * 10.0).round() / 10.0,
         connects_per_sec: (opened as f64 / connect_secs).round(),
         goal,
         held,
@@ -117,6 +148,7 @@ async fn open(
     target: &Target,
     path: &str,
     protocol: Protocol,
+    headers: &str,
     n: usize,
     alive: &Arc<AtomicUsize>,
     stop: &watch::Receiver<bool>,
@@ -125,7 +157,7 @@ async fn open(
 ) {
     let addr = target.addr;
     let mut conns = futures::stream::iter((0..n).map(|_| async move {
-        let conn = receiver::open(addr, path, protocol, "tasks").await?;
+        let conn = receiver::open_with(addr, path, protocol, "tasks", headers).await?;
         Ok::<Conn, std::io::Error>(conn)
     }))
     .buffer_unordered(200);

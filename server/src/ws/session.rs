@@ -27,6 +27,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::SinkExt;
@@ -233,6 +234,18 @@ impl RateLimit {
     }
 }
 
+/// What woke a session, in the order they are looked at: its halt signal,
+/// queued events (or, after a full batch, the client's frames first), the
+/// account and token watches, the heartbeat.
+enum Wake {
+    Halted,
+    Frame(Result<Frame, yawc::WebSocketError>),
+    Events(Arc<Delivery>),
+    AccountDeleted,
+    Expired,
+    Tick,
+}
+
 /// Why the loop ended.
 enum End {
     /// Close with this code and reason (best effort).
@@ -261,10 +274,12 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// Hot path: when an event arrives the session takes every event already
 /// queued behind it (up to [`MAX_BATCH`]), writes them all into the
 /// socket's buffer and flushes once, so under load a system call carries
-/// many events instead of one. Everything a select iteration polls is
-/// cheap to poll again: the halt and deadline futures are created once and
-/// stay registered, and the write timeout is armed only when a write
-/// actually has to wait.
+/// many events instead of one. Each wake-up polls its sources in a fixed
+/// order, queued events before the socket's read side, and stops at the
+/// first that is ready: a session woken for events does not first walk the
+/// read path down to the kernel. Everything polled is cheap to poll again:
+/// the halt and deadline futures are created once and stay registered, and
+/// the write timeout is armed only when a write actually has to wait.
 pub async fn run<S, H>(
     mut ws: Box<WebSocket<S>>,
     mut handler: H,
@@ -290,6 +305,7 @@ pub async fn run<S, H>(
     };
     let mut rate = RateLimit::new(limits.rate_per_sec, limits.rate_burst);
     let period = limits.ping_interval.unwrap_or(Duration::from_secs(3600));
+    let pinging = limits.ping_interval.is_some();
     let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_seen = Instant::now();
@@ -307,6 +323,10 @@ pub async fn run<S, H>(
         if let Flow::Close(code, reason) = flow {
             break 'session End::Close(code, reason);
         }
+        // After a full batch the queue may still hold events; then the
+        // client's side goes first next time, so a busy topic can never
+        // starve reading (and with it pongs, commands and closes).
+        let mut read_first = false;
         loop {
             if std::mem::take(&mut ctx.watch_changed) {
                 expiry
@@ -314,13 +334,52 @@ pub async fn run<S, H>(
                     .reset(ctx.deadline.unwrap_or_else(far_future));
                 account = ctx.account.clone().map(|t| Box::pin(t.cancelled_owned()));
             }
-            tokio::select! {
-                biased;
-                () = &mut halted => break 'session match halt.reason() {
-                    HaltReason::Shutdown => End::Close(CloseCode::Away, "server shutting down".into()),
-                    HaltReason::SlowConsumer => End::Close(CloseCode::Again, "slow consumer: send queue overflowed".into()),
-                },
-                frame = ws.next_frame() => {
+            let deadline_set = ctx.deadline.is_some();
+            let wake = std::future::poll_fn(|cx| {
+                if halted.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Halted);
+                }
+                if !read_first {
+                    if let Poll::Ready(Some(first)) = queue.poll_recv(cx) {
+                        return Poll::Ready(Wake::Events(first));
+                    }
+                }
+                if let Poll::Ready(frame) = ws.poll_next_frame(cx) {
+                    return Poll::Ready(Wake::Frame(frame));
+                }
+                if read_first {
+                    if let Poll::Ready(Some(first)) = queue.poll_recv(cx) {
+                        return Poll::Ready(Wake::Events(first));
+                    }
+                }
+                if let Some(deleted) = account.as_mut() {
+                    if deleted.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::AccountDeleted);
+                    }
+                }
+                if deadline_set && expiry.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Expired);
+                }
+                if pinging && ticker.poll_tick(cx).is_ready() {
+                    return Poll::Ready(Wake::Tick);
+                }
+                Poll::Pending
+            })
+            .await;
+            read_first = false;
+            match wake {
+                Wake::Halted => {
+                    break 'session match halt.reason() {
+                        HaltReason::Shutdown => {
+                            End::Close(CloseCode::Away, "server shutting down".into())
+                        }
+                        HaltReason::SlowConsumer => End::Close(
+                            CloseCode::Again,
+                            "slow consumer: send queue overflowed".into(),
+                        ),
+                    }
+                }
+                Wake::Frame(frame) => {
                     let frame = match frame {
                         Ok(frame) => frame,
                         Err(e) => break 'session End::Rejected(e),
@@ -329,10 +388,15 @@ pub async fn run<S, H>(
                     match frame.opcode() {
                         OpCode::Text => {
                             metrics.messages_in.fetch_add(1, Ordering::Relaxed);
-                            metrics.bytes_in.fetch_add(frame.payload().len() as u64, Ordering::Relaxed);
+                            metrics
+                                .bytes_in
+                                .fetch_add(frame.payload().len() as u64, Ordering::Relaxed);
                             if !rate.allow() {
                                 metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-                                break 'session End::Close(CloseCode::Policy, "rate limit exceeded".into());
+                                break 'session End::Close(
+                                    CloseCode::Policy,
+                                    "rate limit exceeded".into(),
+                                );
                             }
                             let flow = Box::pin(handler.on_text(&mut ctx, frame.as_str())).await;
                             if let Some(end) = flush(&mut ws, &mut ctx, &metrics).await {
@@ -343,13 +407,16 @@ pub async fn run<S, H>(
                             }
                         }
                         OpCode::Binary => {
-                            break 'session End::Close(CloseCode::Unsupported, "binary messages are not supported".into());
+                            break 'session End::Close(
+                                CloseCode::Unsupported,
+                                "binary messages are not supported".into(),
+                            );
                         }
                         OpCode::Close => break 'session End::PeerClosed,
                         _ => {}
                     }
                 }
-                Some(first) = queue.recv() => {
+                Wake::Events(first) => {
                     let mut latencies = LatencyBatch::default();
                     let now = chrono::Utc::now();
                     let mut next = Some(first);
@@ -358,7 +425,8 @@ pub async fn run<S, H>(
                         taken += 1;
                         if ctx.admit(&delivery.event) {
                             if let Some(frame) = handler.render(&delivery) {
-                                let waited = (now - delivery.event.ts).num_microseconds().unwrap_or(0);
+                                let waited =
+                                    (now - delivery.event.ts).num_microseconds().unwrap_or(0);
                                 latencies.observe(waited.max(0) as u64);
                                 bytes += frame.payload().len();
                                 ctx.send(frame);
@@ -366,6 +434,8 @@ pub async fn run<S, H>(
                         }
                         if taken < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                             next = queue.try_recv().ok();
+                        } else {
+                            read_first = true;
                         }
                     }
                     metrics.record_latencies(&latencies);
@@ -373,16 +443,16 @@ pub async fn run<S, H>(
                         break 'session end;
                     }
                 }
-                () = async { account.as_mut().expect("guarded").await }, if account.is_some() => {
+                Wake::AccountDeleted => {
                     let code = CloseCode::from(app::protocol::CLOSE_ACCOUNT_DELETED);
                     break 'session End::Close(code, "account deleted".into());
                 }
-                () = &mut expiry, if ctx.deadline.is_some() => {
+                Wake::Expired => {
                     metrics.token_expiry_closes.fetch_add(1, Ordering::Relaxed);
                     let code = CloseCode::from(app::protocol::CLOSE_TOKEN_EXPIRED);
                     break 'session End::Close(code, "token expired".into());
                 }
-                _ = ticker.tick(), if limits.ping_interval.is_some() => {
+                Wake::Tick => {
                     if last_seen.elapsed() > period * 2 {
                         metrics.heartbeat_timeouts.fetch_add(1, Ordering::Relaxed);
                         break 'session End::Close(CloseCode::Policy, "heartbeat timeout".into());
