@@ -74,6 +74,9 @@ enum Command {
         /// Subscribe with the typed protocol on `/ws/v1`.
         #[arg(long)]
         typed: bool,
+        /// With `--typed`: offer compression, as browsers do.
+        #[arg(long)]
+        deflate: bool,
         #[arg(long, default_value_t = 1000)]
         subscribers: usize,
         /// Publish rates to try in turn (tasks per second).
@@ -242,14 +245,15 @@ async fn main() -> std::process::ExitCode {
         Command::Fanout {
             target,
             typed,
+            deflate,
             subscribers,
             rates,
             duration,
         } => {
-            let endpoint = if typed {
-                Endpoint::Typed
-            } else {
-                Endpoint::Notifications
+            let endpoint = match (typed, deflate) {
+                (true, true) => Endpoint::TypedCompressed,
+                (true, false) => Endpoint::Typed,
+                (false, _) => Endpoint::Notifications,
             };
             scenario::fanout::ladder(
                 &target.target(),
@@ -402,6 +406,7 @@ async fn suite(args: SuiteArgs) -> Result<(), String> {
             let mut endpoints = vec![Endpoint::Notifications];
             if s.kind.has_typed() {
                 endpoints.push(Endpoint::Typed);
+                endpoints.push(Endpoint::TypedCompressed);
             }
             for endpoint in endpoints {
                 eprintln!("  {} {}", s.kind.name(), endpoint.name());

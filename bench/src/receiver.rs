@@ -35,17 +35,7 @@ pub enum Protocol {
     Typed,
 }
 
-/// Opens a connection ready to receive.
-pub async fn open(
-    addr: std::net::SocketAddr,
-    path: &str,
-    protocol: Protocol,
-    topic: &str,
-) -> std::io::Result<Conn> {
-    open_with(addr, path, protocol, topic, "").await
-}
-
-/// [`open`] with extra handshake headers.
+/// Opens a connection ready to receive, with extra handshake headers.
 pub async fn open_with(
     addr: std::net::SocketAddr,
     path: &str,
@@ -139,7 +129,18 @@ fn take_frames(conn: &mut Conn, tally: &mut Tally) -> Result<(), String> {
         };
         match frame.opcode {
             OP_TEXT => {
-                if let Some(marker) = ws::find_marker(conn.payload(&frame)) {
+                let marker = if frame.compressed {
+                    match ws::find_marker_compressed(conn.payload(&frame)) {
+                        Ok(marker) => marker,
+                        Err(e) => {
+                            result = Err(format!("could not inflate a message: {e}"));
+                            break;
+                        }
+                    }
+                } else {
+                    ws::find_marker(conn.payload(&frame))
+                };
+                if let Some(marker) = marker {
                     new += u64::from(tally.record(marker, now));
                 }
             }
@@ -169,11 +170,12 @@ impl Group {
         n: usize,
         protocol: Protocol,
         topic: &str,
+        headers: &str,
     ) -> Result<Group, String> {
         use futures::StreamExt;
         let conns: Vec<_> = futures::stream::iter((0..n).map(|i| {
             let path = paths(i);
-            async move { open(addr, &path, protocol, topic).await }
+            async move { open_with(addr, &path, protocol, topic, headers).await }
         }))
         .buffer_unordered(128)
         .collect()

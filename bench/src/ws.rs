@@ -21,6 +21,10 @@ pub const OP_CLOSE: u8 = 0x8;
 pub const OP_PING: u8 = 0x9;
 pub const OP_PONG: u8 = 0xA;
 
+/// The compression offer a browser sends.
+pub const DEFLATE_OFFER: &str =
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+
 /// Largest frame the client accepts; the servers under test send far less.
 const MAX_FRAME: usize = 16 << 20;
 
@@ -50,6 +54,8 @@ pub struct Conn {
 #[derive(Clone, Debug)]
 pub struct Frame {
     pub opcode: u8,
+    /// RSV1: the payload is deflated (permessage-deflate).
+    pub compressed: bool,
     pub payload: Range<usize>,
 }
 
@@ -60,9 +66,9 @@ impl Conn {
     }
 
     /// [`connect`](Self::connect) with extra request header lines (each
-    /// ending in `\r\n`), e.g. a compression offer. The client cannot
-    /// inflate: use it only where every message is small enough to be sent
-    /// uncompressed.
+    /// ending in `\r\n`), e.g. [`DEFLATE_OFFER`]. Compressed messages are
+    /// inflated one by one, so a server that keeps context between them is
+    /// refused.
     pub async fn connect_with(server: SocketAddr, path: &str, headers: &str) -> io::Result<Conn> {
         let socket = TcpSocket::new_v4()?;
         socket.bind(SocketAddr::new(next_source(), 0))?;
@@ -98,6 +104,12 @@ impl Conn {
             .unwrap_or_default();
         if status != "101" {
             return Err(io::Error::other(format!("handshake answered {status}")));
+        }
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        if head.contains("permessage-deflate") && !head.contains("server_no_context_takeover") {
+            return Err(io::Error::other(
+                "the server compresses with context takeover, which this client cannot follow",
+            ));
         }
         Ok(Conn {
             stream,
@@ -141,6 +153,7 @@ impl Conn {
         self.head = start + len;
         Ok(Some(Frame {
             opcode,
+            compressed: bytes[0] & 0x40 != 0,
             payload: start..start + len,
         }))
     }
@@ -260,6 +273,84 @@ impl Conn {
     }
 }
 
+/// Inflates a permessage-deflate payload negotiated without context
+/// takeover (each message stands alone, so one decompressor per thread is
+/// enough, however many connections there are).
+pub fn inflate(payload: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    use flate2::{Decompress, FlushDecompress, Status};
+    thread_local! {
+        static INFLATE: std::cell::RefCell<Decompress> = std::cell::RefCell::new(Decompress::new(false));
+    }
+    INFLATE.with(|cell| {
+        let mut d = cell.borrow_mut();
+        d.reset(false);
+        out.clear();
+        for input in [payload, &[0x00, 0x00, 0xff, 0xff][..]] {
+            let mut consumed = 0;
+            while consumed < input.len() {
+                out.reserve(4096);
+                let before_in = d.total_in();
+                let status = d
+                    .decompress_vec(&input[consumed..], out, FlushDecompress::Sync)
+                    .map_err(io::Error::other)?;
+                consumed += (d.total_in() - before_in) as usize;
+                if status == Status::StreamEnd {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The marker in a compressed payload. Subscribers of one topic receive the
+/// same compressed bytes (the server compresses each event once), so each
+/// thread remembers the markers of the payloads it inflated lately and
+/// inflates only bytes it has not seen: a browser inflates every message,
+/// but the load generator shares the machine with the server it measures
+/// and must not spend it repeating work whose result it already has. A
+/// payload that differs in any byte is inflated afresh.
+pub fn find_marker_compressed(payload: &[u8]) -> io::Result<Option<(u32, u64)>> {
+    use std::hash::{BuildHasher, Hasher};
+    const KEEP: usize = 512;
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::VecDeque<(u64, Vec<u8>, Option<(u32, u64)>)>> =
+            std::cell::RefCell::new(std::collections::VecDeque::with_capacity(KEEP));
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    thread_local! {
+        static STATE: std::collections::hash_map::RandomState =
+            std::collections::hash_map::RandomState::new();
+    }
+    let hash = STATE.with(|s| {
+        let mut hasher = s.build_hasher();
+        hasher.write(payload);
+        hasher.finish()
+    });
+    let hit = SEEN.with(|seen| {
+        seen.borrow()
+            .iter()
+            .rev()
+            .find(|(h, bytes, _)| *h == hash && bytes == payload)
+            .map(|(_, _, marker)| *marker)
+    });
+    if let Some(marker) = hit {
+        return Ok(marker);
+    }
+    let marker = SCRATCH.with(|scratch| {
+        let mut out = scratch.borrow_mut();
+        inflate(payload, &mut out).map(|()| find_marker(&out))
+    })?;
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if seen.len() == KEEP {
+            seen.pop_front();
+        }
+        seen.push_back((hash, payload.to_vec(), marker));
+    });
+    Ok(marker)
+}
+
 /// "1013 slow consumer: ..." from a close frame's payload.
 pub fn close_reason(payload: &[u8]) -> String {
     match payload {
@@ -314,6 +405,22 @@ pub fn marker(run: u32, seq: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compressed_payloads_inflate() {
+        use std::io::Write;
+        let text = br#"{"payload":{"task":{"title":"pb4.2"}}}"#.repeat(20);
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&text).unwrap();
+        let mut deflated = enc.finish().unwrap();
+        // permessage-deflate strips the empty block's trailer.
+        deflated.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        deflated.truncate(deflated.len() - 4);
+        let mut out = Vec::new();
+        inflate(&deflated, &mut out).unwrap();
+        assert_eq!(out, text);
+        assert_eq!(find_marker(&out), Some((4, 2)));
+    }
 
     #[test]
     fn markers_are_found_in_every_wire_format() {

@@ -41,6 +41,7 @@ const WIRES: usize = 4;
 pub struct Delivery {
     pub event: Event,
     rendered: [OnceLock<Option<Bytes>>; WIRES],
+    deflated: [OnceLock<Bytes>; WIRES],
 }
 
 impl Delivery {
@@ -48,7 +49,21 @@ impl Delivery {
         Delivery {
             event,
             rendered: Default::default(),
+            deflated: Default::default(),
         }
+    }
+
+    /// `plain`, the event in `wire` format, compressed with `compress` by
+    /// the first subscriber that needs it and shared with the others.
+    pub fn deflated(
+        &self,
+        wire: Wire,
+        plain: &[u8],
+        compress: impl FnOnce(&[u8]) -> Bytes,
+    ) -> Bytes {
+        self.deflated[wire as usize]
+            .get_or_init(|| compress(plain))
+            .clone()
     }
 
     /// The event in `wire` format, rendering it with `render` if no

@@ -305,6 +305,24 @@ async fn compression_is_negotiated_and_shrinks_task_events() {
     )
     .await;
     raw.read_frame().await.unwrap();
+    // A second subscriber, for the compressed-once check below.
+    let mut other = Raw::connect(
+        server.addr,
+        "/ws/v1",
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+    )
+    .await;
+    other.read_frame().await.unwrap();
+    other
+        .send_frame(
+            0x1,
+            false,
+            json!({"type": "subscribe", "id": 1, "topic": "tasks"})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+    other.read_frame().await.unwrap();
 
     let description =
         "Ship the release: update the changelog, tag, publish crates, announce. ".repeat(8);
@@ -334,6 +352,10 @@ async fn compression_is_negotiated_and_shrinks_task_events() {
             100.0 * (1.0 - payload.len() as f64 / json.len() as f64)
         );
         assert!(payload.len() < json.len() / 2);
+        // Compressed once for every subscriber: the same bytes reach both.
+        let (other_rsv1, _, other_payload) = other.read_frame().await.unwrap();
+        assert!(other_rsv1);
+        assert_eq!(other_payload, payload);
     }
 
     // Without the offer, nothing is compressed.

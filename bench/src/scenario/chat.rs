@@ -46,6 +46,7 @@ pub async fn ladder(
         clients,
         Protocol::Text,
         "chat",
+        "",
     )
     .await?;
     // Let every client's subscription settle before anything counts.

@@ -30,6 +30,8 @@ pub enum Endpoint {
     Notifications,
     /// `/ws/v1`, subscribed to `tasks` with the typed protocol.
     Typed,
+    /// The same, with compression offered as a browser offers it.
+    TypedCompressed,
 }
 
 impl Endpoint {
@@ -37,17 +39,28 @@ impl Endpoint {
         match self {
             Endpoint::Notifications => "/ws/notifications/tasks",
             Endpoint::Typed => "/ws/v1",
+            Endpoint::TypedCompressed => "/ws/v1 compressed",
         }
     }
 
     fn path(self) -> &'static str {
-        self.name()
+        match self {
+            Endpoint::Notifications => "/ws/notifications/tasks",
+            Endpoint::Typed | Endpoint::TypedCompressed => "/ws/v1",
+        }
     }
 
     fn protocol(self) -> Protocol {
         match self {
             Endpoint::Notifications => Protocol::Text,
-            Endpoint::Typed => Protocol::Typed,
+            Endpoint::Typed | Endpoint::TypedCompressed => Protocol::Typed,
+        }
+    }
+
+    fn headers(self) -> &'static str {
+        match self {
+            Endpoint::TypedCompressed => crate::ws::DEFLATE_OFFER,
+            _ => "",
         }
     }
 }
@@ -115,6 +128,7 @@ pub async fn ladder(
         n,
         endpoint.protocol(),
         "tasks",
+        endpoint.headers(),
     )
     .await?;
     eprintln!(

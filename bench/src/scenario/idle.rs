@@ -17,10 +17,6 @@ use crate::procstat;
 use crate::receiver::{self, Protocol};
 use crate::ws::{Conn, OP_CLOSE, OP_PING};
 
-/// What a browser offers.
-const DEFLATE_OFFER: &str =
-    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
-
 #[derive(Clone, Debug, Serialize)]
 pub struct Result {
     pub server: String,
@@ -53,7 +49,11 @@ pub async fn run(
     measure_at: usize,
     goal: usize,
 ) -> std::result::Result<Result, String> {
-    let headers = if deflate { DEFLATE_OFFER } else { "" };
+    let headers = if deflate {
+        crate::ws::DEFLATE_OFFER
+    } else {
+        ""
+    };
     let pid = target
         .pid
         .ok_or("the idle scenario needs the server's pid")?;

@@ -28,7 +28,8 @@ pub async fn handler(
         .with_balanced_compression()
         .with_no_delay();
     let shutdown = state.shutdown.clone();
-    super::spawn_connection(&state, upgrade, options, move |mut ws| async move {
+    super::spawn_connection(&state, upgrade, options, move |accepted| async move {
+        let mut ws = accepted.ws;
         loop {
             let frame = tokio::select! {
                 frame = ws.next_frame() => frame,

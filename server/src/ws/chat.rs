@@ -2,7 +2,7 @@
 //! with its texts. Messages go through the broker like everything else, so
 //! chat spans every instance.
 
-use yawc::frame::Frame;
+use bytes::Bytes;
 
 use app::protocol::Payload;
 
@@ -38,17 +38,17 @@ impl Handler for Chat {
         }
     }
 
-    fn render(&self, delivery: &Delivery) -> Option<Frame> {
-        delivery
-            .rendered(Wire::Chat, |e| match &e.payload {
-                Payload::Chat { from, text } => Some(format!("Client {from}: {text}")),
-                Payload::Presence {
-                    user,
-                    online: false,
-                } => Some(format!("Client {user} left the chat")),
-                _ => None,
-            })
-            .map(Frame::text)
+    const WIRE: Wire = Wire::Chat;
+
+    fn render(&self, delivery: &Delivery) -> Option<Bytes> {
+        delivery.rendered(Self::WIRE, |e| match &e.payload {
+            Payload::Chat { from, text } => Some(format!("Client {from}: {text}")),
+            Payload::Presence {
+                user,
+                online: false,
+            } => Some(format!("Client {user} left the chat")),
+            _ => None,
+        })
     }
 
     async fn on_close(&mut self, ctx: &mut Ctx) {

@@ -17,7 +17,8 @@ pub async fn handler(
 ) -> Response {
     let shutdown = state.shutdown.clone();
     let options = state.ws_options.clone();
-    super::spawn_connection(&state, upgrade, options, move |mut ws| async move {
+    super::spawn_connection(&state, upgrade, options, move |accepted| async move {
+        let mut ws = accepted.ws;
         loop {
             let frame = tokio::select! {
                 frame = ws.next_frame() => frame,

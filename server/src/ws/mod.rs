@@ -6,10 +6,12 @@
 
 pub mod autobahn;
 pub mod chat;
+pub mod deflate;
 pub mod echo;
 pub mod notify;
 pub mod secure;
 pub mod session;
+pub mod stream;
 pub mod typed;
 pub mod upgrade;
 
@@ -33,7 +35,7 @@ use crate::error::{ApiError, Path};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use session::{Handler, SessionLimits};
-use upgrade::{Socket, WsUpgrade};
+use upgrade::{Accepted, WsUpgrade};
 
 /// A connection's socket buffers at rest. yawc's default is 8 KiB each;
 /// clients send commands of a few hundred bytes, a buffer grows for a
@@ -268,7 +270,7 @@ pub fn spawn_connection<F, Fut>(
     body: F,
 ) -> Response
 where
-    F: FnOnce(Socket) -> Fut + Send + 'static,
+    F: FnOnce(Accepted) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let (resp, socket) = match upgrade.accept(options) {
@@ -277,12 +279,14 @@ where
     };
     let permit = state.gate.try_acquire();
     state.sessions.spawn(async move {
-        let Some(mut ws) = socket.await else { return };
-        let Some(_permit) = permit else {
-            close(&mut ws, CloseCode::Policy, "too many connections").await;
+        let Some(mut accepted) = socket.await else {
             return;
         };
-        body(ws).await;
+        let Some(_permit) = permit else {
+            close(&mut accepted.ws, CloseCode::Policy, "too many connections").await;
+            return;
+        };
+        body(accepted).await;
     });
     resp
 }
@@ -297,8 +301,16 @@ fn spawn_session<H: Handler>(state: &AppState, upgrade: WsUpgrade, handler: H) -
     };
     let rt = state.rt.clone();
     let shutdown = state.shutdown.clone();
-    spawn_connection(state, upgrade, state.ws_options.clone(), move |ws| {
-        session::run(Box::new(ws), handler, rt, limits, shutdown)
+    spawn_connection(state, upgrade, state.ws_options.clone(), move |c| {
+        session::run(
+            Box::new(c.ws),
+            c.link,
+            c.compression,
+            handler,
+            rt,
+            limits,
+            shutdown,
+        )
     })
 }
 
@@ -376,7 +388,7 @@ fn over_user_limit(state: &AppState, upgrade: WsUpgrade) -> Response {
         state,
         upgrade,
         state.ws_options.clone(),
-        |mut ws| async move { close(&mut ws, CloseCode::Policy, USER_LIMIT_REASON).await },
+        |mut c| async move { close(&mut c.ws, CloseCode::Policy, USER_LIMIT_REASON).await },
     )
 }
 

@@ -3,7 +3,7 @@
 //! when a task is created through REST; other topics carry their own
 //! events only. Text the client sends is ignored.
 
-use yawc::frame::Frame;
+use bytes::Bytes;
 
 use app::protocol::Payload;
 
@@ -39,10 +39,10 @@ impl Handler for Notifications {
         Flow::Continue
     }
 
-    fn render(&self, delivery: &Delivery) -> Option<Frame> {
-        delivery
-            .rendered(Wire::Notification, |e| render_text(&e.payload))
-            .map(Frame::text)
+    const WIRE: Wire = Wire::Notification;
+
+    fn render(&self, delivery: &Delivery) -> Option<Bytes> {
+        delivery.rendered(Self::WIRE, |e| render_text(&e.payload))
     }
 
     async fn on_close(&mut self, _ctx: &mut Ctx) {}

@@ -8,7 +8,7 @@
 //! the connection is closed with 4001 (4003 when the account is deleted): this endpoint has no in-band refresh,
 //! so clients reconnect with a fresh token.
 
-use yawc::frame::Frame;
+use bytes::Bytes;
 
 use app::protocol::Payload;
 
@@ -49,13 +49,13 @@ impl Handler for Secure {
         }
     }
 
-    fn render(&self, delivery: &Delivery) -> Option<Frame> {
-        delivery
-            .rendered(Wire::Secure, |e| match &e.payload {
-                Payload::Chat { from, text } => Some(format!("{from}: {text}")),
-                _ => None,
-            })
-            .map(Frame::text)
+    const WIRE: Wire = Wire::Secure;
+
+    fn render(&self, delivery: &Delivery) -> Option<Bytes> {
+        delivery.rendered(Self::WIRE, |e| match &e.payload {
+            Payload::Chat { from, text } => Some(format!("{from}: {text}")),
+            _ => None,
+        })
     }
 
     async fn on_close(&mut self, _ctx: &mut Ctx) {}

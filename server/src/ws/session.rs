@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::SinkExt;
 use rustc_hash::FxHashMap;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -41,8 +42,11 @@ use yawc::WebSocket;
 
 use app::protocol::{Event, Payload, StreamPosition};
 
+use super::deflate;
+use super::stream::{FrameGuard, Link};
+use super::upgrade::EventCompression;
 use crate::broker::BrokerError;
-use crate::hub::{ConnHandle, Delivery, Halt, HaltReason};
+use crate::hub::{ConnHandle, Delivery, Halt, HaltReason, Wire};
 use crate::metrics::LatencyBatch;
 use crate::pubsub::{Realtime, Subscribed};
 
@@ -75,8 +79,11 @@ pub trait Handler: Send + 'static {
     fn on_open(&mut self, ctx: &mut Ctx) -> impl Future<Output = Flow> + Send;
     /// Handles one text message.
     fn on_text(&mut self, ctx: &mut Ctx, text: &str) -> impl Future<Output = Flow> + Send;
-    /// The frame to send for a live event, or `None` to skip it.
-    fn render(&self, delivery: &Delivery) -> Option<Frame>;
+    /// The wire format of this endpoint's events (the key under which a
+    /// delivery caches their rendering and compression).
+    const WIRE: Wire;
+    /// The text message to send for a live event, or `None` to skip it.
+    fn render(&self, delivery: &Delivery) -> Option<Bytes>;
     /// An application-level heartbeat to send with every ping, if any.
     fn heartbeat(&self) -> Option<Frame> {
         None
@@ -92,6 +99,19 @@ struct Sub {
     epoch: String,
 }
 
+/// Something to write, in order.
+enum Out {
+    /// A frame for yawc to write (replies, pings, heartbeats).
+    Frame(Frame),
+    /// An event's text message, written straight to the link: `payload` is
+    /// `plain_len` bytes of text, or their shared compressed form.
+    Event {
+        payload: Bytes,
+        compressed: bool,
+        plain_len: usize,
+    },
+}
+
 /// What a handler can do: subscribe, publish, queue frames to send.
 pub struct Ctx {
     pub rt: Realtime,
@@ -100,7 +120,7 @@ pub struct Ctx {
     /// names come from the client, but at most `max_subscriptions` of them
     /// per connection, so crafted collisions cannot cost much.
     subs: FxHashMap<String, Sub>,
-    out: Vec<Frame>,
+    out: Vec<Out>,
     max_subscriptions: usize,
     /// When the connection's token expires; the session closes with 4001
     /// then unless the handler moves it.
@@ -138,7 +158,7 @@ impl Ctx {
 
     /// Queues a frame; it is written after the handler returns.
     pub fn send(&mut self, frame: Frame) {
-        self.out.push(frame);
+        self.out.push(Out::Frame(frame));
     }
 
     pub fn is_subscribed(&self, topic: &str) -> bool {
@@ -280,14 +300,16 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// read path down to the kernel. Everything polled is cheap to poll again:
 /// the halt and deadline futures are created once and stay registered, and
 /// the write timeout is armed only when a write actually has to wait.
-pub async fn run<S, H>(
-    mut ws: Box<WebSocket<S>>,
+pub async fn run<T, H>(
+    mut ws: Box<WebSocket<FrameGuard<T>>>,
+    link: Link<T>,
+    compression: EventCompression,
     mut handler: H,
     rt: Realtime,
     limits: SessionLimits,
     shutdown: CancellationToken,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    T: AsyncRead + AsyncWrite + Unpin + Send,
     H: Handler,
 {
     let halt = Halt::child_of(&shutdown);
@@ -317,7 +339,7 @@ pub async fn run<S, H>(
 
     let end = 'session: {
         let flow = Box::pin(handler.on_open(&mut ctx)).await;
-        if let Some(end) = flush(&mut ws, &mut ctx, &metrics).await {
+        if let Some(end) = flush(&mut ws, &link, &mut ctx, &metrics).await {
             break 'session end;
         }
         if let Flow::Close(code, reason) = flow {
@@ -399,7 +421,7 @@ pub async fn run<S, H>(
                                 );
                             }
                             let flow = Box::pin(handler.on_text(&mut ctx, frame.as_str())).await;
-                            if let Some(end) = flush(&mut ws, &mut ctx, &metrics).await {
+                            if let Some(end) = flush(&mut ws, &link, &mut ctx, &metrics).await {
                                 break 'session end;
                             }
                             if let Flow::Close(code, reason) = flow {
@@ -424,12 +446,24 @@ pub async fn run<S, H>(
                     while let Some(delivery) = next.take() {
                         taken += 1;
                         if ctx.admit(&delivery.event) {
-                            if let Some(frame) = handler.render(&delivery) {
+                            if let Some(text) = handler.render(&delivery) {
                                 let waited =
                                     (now - delivery.event.ts).num_microseconds().unwrap_or(0);
                                 latencies.observe(waited.max(0) as u64);
-                                bytes += frame.payload().len();
-                                ctx.send(frame);
+                                let plain_len = text.len();
+                                bytes += plain_len;
+                                let compress = compression == EventCompression::Shared
+                                    && plain_len >= deflate::COMPRESS_FROM;
+                                let payload = if compress {
+                                    delivery.deflated(H::WIRE, &text, deflate::message)
+                                } else {
+                                    text
+                                };
+                                ctx.out.push(Out::Event {
+                                    payload,
+                                    compressed: compress,
+                                    plain_len,
+                                });
                             }
                         }
                         if taken < MAX_BATCH && bytes < MAX_BATCH_BYTES {
@@ -439,7 +473,7 @@ pub async fn run<S, H>(
                         }
                     }
                     metrics.record_latencies(&latencies);
-                    if let Some(end) = flush(&mut ws, &mut ctx, &metrics).await {
+                    if let Some(end) = flush(&mut ws, &link, &mut ctx, &metrics).await {
                         break 'session end;
                     }
                 }
@@ -457,11 +491,11 @@ pub async fn run<S, H>(
                         metrics.heartbeat_timeouts.fetch_add(1, Ordering::Relaxed);
                         break 'session End::Close(CloseCode::Policy, "heartbeat timeout".into());
                     }
-                    ctx.out.push(Frame::ping(Vec::new()));
+                    ctx.send(Frame::ping(Vec::new()));
                     if let Some(beat) = handler.heartbeat() {
                         ctx.send(beat);
                     }
-                    if let Some(end) = flush(&mut ws, &mut ctx, &metrics).await {
+                    if let Some(end) = flush(&mut ws, &link, &mut ctx, &metrics).await {
                         break 'session end;
                     }
                 }
@@ -492,34 +526,64 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
-/// Writes the frames the handler queued, with one flush. Returns how the
-/// session must end if the peer cannot take them within [`WRITE_TIMEOUT`].
-async fn flush<S>(
-    ws: &mut WebSocket<S>,
+/// Writes what was queued, in order, with one flush. Frames go through
+/// yawc; events go straight to the link, after yawc has handed over
+/// whatever it holds (so nothing overtakes anything). Returns how the
+/// session must end if the peer cannot take it within [`WRITE_TIMEOUT`].
+async fn flush<T>(
+    ws: &mut WebSocket<FrameGuard<T>>,
+    link: &Link<T>,
     ctx: &mut Ctx,
     metrics: &Arc<crate::metrics::Metrics>,
 ) -> Option<End>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    T: AsyncRead + AsyncWrite + Unpin + Send,
 {
     if ctx.out.is_empty() {
         return None;
     }
     let (mut messages, mut bytes) = (0, 0);
-    for frame in &ctx.out {
-        if matches!(frame.opcode(), OpCode::Text | OpCode::Binary) {
-            messages += 1;
-            bytes += frame.payload().len() as u64;
+    for item in &ctx.out {
+        match item {
+            Out::Frame(frame) if matches!(frame.opcode(), OpCode::Text | OpCode::Binary) => {
+                messages += 1;
+                bytes += frame.payload().len() as u64;
+            }
+            Out::Frame(_) => {}
+            Out::Event { plain_len, .. } => {
+                messages += 1;
+                bytes += *plain_len as u64;
+            }
         }
     }
     metrics.messages_out.fetch_add(messages, Ordering::Relaxed);
     metrics.bytes_out.fetch_add(bytes, Ordering::Relaxed);
-    let frames = ctx.out.drain(..);
+    let items = ctx.out.drain(..);
     let write = async {
-        for frame in frames {
-            ws.feed(frame).await?;
+        let mut in_yawc = false;
+        for item in items {
+            match item {
+                Out::Frame(frame) => {
+                    ws.feed(frame).await.map_err(drop)?;
+                    in_yawc = true;
+                }
+                Out::Event {
+                    payload,
+                    compressed,
+                    ..
+                } => {
+                    if std::mem::take(&mut in_yawc) {
+                        ws.flush().await.map_err(drop)?;
+                    }
+                    link.push_text(&payload, compressed);
+                }
+            }
         }
-        ws.flush().await
+        if in_yawc {
+            ws.flush().await.map_err(drop)
+        } else {
+            link.flush().await.map_err(drop)
+        }
     };
     tokio::pin!(write);
     // Nearly every write completes at once (the socket has room); only one
@@ -533,7 +597,7 @@ where
     };
     match result {
         Ok(()) => None,
-        Err(_) => Some(End::Gone),
+        Err(()) => Some(End::Gone),
     }
 }
 

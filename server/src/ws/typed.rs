@@ -31,7 +31,7 @@ use super::session::{Ctx, Flow, Handler, SubscribeError};
 use std::sync::Arc;
 
 use crate::auth::{authenticate, Auth, AuthError, AuthUser};
-use crate::hub::Delivery;
+use crate::hub::{Delivery, Wire};
 use crate::store::TaskStore;
 
 /// Topics only the server publishes to, and prefixes reserved for private
@@ -334,8 +334,10 @@ impl Handler for Typed {
         Flow::Continue
     }
 
-    fn render(&self, delivery: &Delivery) -> Option<Frame> {
-        Some(Frame::text(delivery.typed()))
+    const WIRE: Wire = Wire::Typed;
+
+    fn render(&self, delivery: &Delivery) -> Option<bytes::Bytes> {
+        Some(delivery.typed())
     }
 
     fn heartbeat(&self) -> Option<Frame> {
