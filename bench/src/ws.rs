@@ -313,8 +313,10 @@ pub fn inflate(payload: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
 pub fn find_marker_compressed(payload: &[u8]) -> io::Result<Option<(u32, u64)>> {
     use std::hash::{BuildHasher, Hasher};
     const KEEP: usize = 512;
+    /// (hash, compressed bytes, marker found in them).
+    type Seen = (u64, Vec<u8>, Option<(u32, u64)>);
     thread_local! {
-        static SEEN: std::cell::RefCell<std::collections::VecDeque<(u64, Vec<u8>, Option<(u32, u64)>)>> =
+        static SEEN: std::cell::RefCell<std::collections::VecDeque<Seen>> =
             std::cell::RefCell::new(std::collections::VecDeque::with_capacity(KEEP));
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
