@@ -46,6 +46,7 @@ test-unit:
 	  export PULSEBOARD_TEST_POSTGRES="$(PG_TEST_URL)"; \
 	else echo "no PostgreSQL on 127.0.0.1:5432: its store test is skipped"; fi; \
 	$(CARGO_FLAGS_ENV) cargo test -p server
+	cargo test -p pulseboard-bench
 
 test-e2e:
 	cargo leptos build
@@ -64,6 +65,7 @@ test-release:
 lint:
 	cargo fmt --all -- --check
 	$(CARGO_FLAGS_ENV) cargo clippy -p server --all-targets -- -D warnings
+	cargo clippy -p pulseboard-bench --all-targets -- -D warnings
 	$(CARGO_FLAGS_ENV) cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 ## Pulseboard side by side with the seed's FastAPI design and a minimal

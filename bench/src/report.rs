@@ -342,8 +342,13 @@ fn targets(md: &mut String, r: &Results) {
     let _ = writeln!(md, "|---|---|---|");
     let mut rows: Vec<(String, String, bool)> = Vec::new();
 
-    // Fan-out: every point the floor was measured at.
-    let floor_points: Vec<&fanout::Point> = r.fanout.iter().filter(|p| p.server == floor).collect();
+    // Fan-out: every point the floor sustains (where the floor itself
+    // misses the latency bound there is no reference to hold to).
+    let floor_points: Vec<&fanout::Point> = r
+        .fanout
+        .iter()
+        .filter(|p| p.server == floor && p.sustained)
+        .collect();
     for endpoint in [fanout::Endpoint::Notifications, fanout::Endpoint::Typed] {
         let mut worst: Option<f64> = None;
         let mut failed = Vec::new();
@@ -378,7 +383,7 @@ fn targets(md: &mut String, r: &Results) {
         };
         rows.push((
             format!(
-                "fan-out on `{}`: at every point the floor was measured at, ≥ {FANOUT_RATIO}x its deliveries/s, 0 missing, p99 < {} ms",
+                "fan-out on `{}`: at every point the floor sustains, ≥ {FANOUT_RATIO}x its deliveries/s, 0 missing, p99 < {} ms",
                 endpoint.name(),
                 fanout::P99_LIMIT_MS
             ),

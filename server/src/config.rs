@@ -73,8 +73,14 @@ pub struct Config {
 
     /// Events queued for one connection before it counts as a slow consumer
     /// and is closed with 1013.
-    #[arg(long, env = "PULSEBOARD_WS_SEND_QUEUE", default_value_t = 256)]
+    #[arg(long, env = "PULSEBOARD_WS_SEND_QUEUE", default_value_t = 1024)]
     pub ws_send_queue: usize,
+
+    /// Bytes of events (counted as their JSON size) queued for one
+    /// connection before it counts as a slow consumer and is closed with
+    /// 1013, whichever of the two bounds comes first.
+    #[arg(long, env = "PULSEBOARD_WS_SEND_QUEUE_BYTES", default_value_t = 1024 * 1024)]
+    pub ws_send_queue_bytes: usize,
 
     /// Seconds between server pings (and typed heartbeats); a peer silent
     /// for two intervals is dropped with 1008. 0 turns heartbeats off.

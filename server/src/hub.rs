@@ -3,11 +3,12 @@
 //! The hub knows nothing of brokers or sockets. The broker calls
 //! [`Hub::deliver`] for every event of a topic this process subscribed to;
 //! the hub puts it in the bounded queue of every local subscriber. A queue
-//! that is full halts its connection as a slow consumer (the session then
-//! closes it) instead of blocking the publisher or growing without bound.
+//! that is full, in events or in bytes, halts its connection as a slow
+//! consumer (the session then closes it) instead of blocking the publisher
+//! or growing without bound.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -76,6 +77,11 @@ impl Delivery {
         self.rendered[wire as usize]
             .get_or_init(|| render(&self.event).map(Bytes::from))
             .clone()
+    }
+
+    /// What the event weighs in a queue: the size of its JSON.
+    pub fn weight(&self) -> usize {
+        self.typed().len()
     }
 
     /// The event as the typed endpoint sends it.
@@ -154,6 +160,9 @@ pub struct ConnHandle {
     tx: mpsc::Sender<Arc<Delivery>>,
     /// Halted by the hub when the connection's queue overflows.
     pub halt: Halt,
+    /// Bytes of the events waiting in the queue (each counted as its JSON
+    /// size); the session gives them back as it takes them.
+    pub queued: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -169,16 +178,19 @@ pub struct Hub {
     topics: Arc<Mutex<Topics>>,
     next_id: Arc<AtomicU64>,
     queue: usize,
+    queue_bytes: usize,
     metrics: Arc<Metrics>,
 }
 
 impl Hub {
-    /// `queue` is each connection's outbound queue capacity, in events.
-    pub fn new(queue: usize, metrics: Arc<Metrics>) -> Self {
+    /// `queue` and `queue_bytes` bound each connection's outbound queue,
+    /// in events and in bytes.
+    pub fn new(queue: usize, queue_bytes: usize, metrics: Arc<Metrics>) -> Self {
         Hub {
             topics: Arc::new(Mutex::new(Topics::default())),
             next_id: Arc::new(AtomicU64::new(1)),
             queue: queue.max(1),
+            queue_bytes: queue_bytes.max(1),
             metrics,
         }
     }
@@ -192,7 +204,15 @@ impl Hub {
     pub fn register(&self, halt: Halt) -> (ConnHandle, mpsc::Receiver<Arc<Delivery>>) {
         let (tx, rx) = mpsc::channel(self.queue);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        (ConnHandle { id, tx, halt }, rx)
+        (
+            ConnHandle {
+                id,
+                tx,
+                halt,
+                queued: Arc::default(),
+            },
+            rx,
+        )
     }
 
     /// Adds `conn` to `topic`. Returns true if it is the topic's first local
@@ -242,17 +262,25 @@ impl Hub {
         let Some(members) = t.members.get(&delivery.event.topic) else {
             return;
         };
+        let weight = delivery.weight();
         for conn in members.values() {
-            match conn.tx.try_send(delivery.clone()) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    if !conn.halt.is_halted() {
-                        self.metrics.slow_consumers.fetch_add(1, Ordering::Relaxed);
-                        conn.halt.halt(HaltReason::SlowConsumer);
-                    }
+            let queued = conn.queued.fetch_add(weight, Ordering::Relaxed) + weight;
+            let sent = if queued > self.queue_bytes {
+                Err(true)
+            } else {
+                match conn.tx.try_send(delivery.clone()) {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::error::TrySendError::Full(_)) => Err(true),
+                    // The session is ending; it removes itself shortly.
+                    Err(mpsc::error::TrySendError::Closed(_)) => Err(false),
                 }
-                // The session is ending; it removes itself shortly.
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            };
+            if let Err(overflow) = sent {
+                conn.queued.fetch_sub(weight, Ordering::Relaxed);
+                if overflow && !conn.halt.is_halted() {
+                    self.metrics.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                    conn.halt.halt(HaltReason::SlowConsumer);
+                }
             }
         }
     }
@@ -282,7 +310,7 @@ mod tests {
 
     #[test]
     fn fan_out_reaches_every_member_of_the_topic_only() {
-        let hub = Hub::new(8, Arc::new(Metrics::default()));
+        let hub = Hub::new(8, 1 << 20, Arc::new(Metrics::default()));
         let (a, mut ra) = hub.register(halt());
         let (b, mut rb) = hub.register(halt());
         assert!(hub.add(&a, "t"));
@@ -299,7 +327,7 @@ mod tests {
 
     #[test]
     fn the_last_member_leaving_empties_the_topic() {
-        let hub = Hub::new(8, Arc::new(Metrics::default()));
+        let hub = Hub::new(8, 1 << 20, Arc::new(Metrics::default()));
         let (a, _ra) = hub.register(halt());
         let (b, _rb) = hub.register(halt());
         hub.add(&a, "t");
@@ -314,7 +342,7 @@ mod tests {
     #[test]
     fn a_full_queue_marks_only_that_connection_slow() {
         let metrics = Arc::new(Metrics::default());
-        let hub = Hub::new(2, metrics.clone());
+        let hub = Hub::new(2, 1 << 20, metrics.clone());
         let (slow, _keep) = hub.register(halt());
         let (fast, mut rf) = hub.register(halt());
         hub.add(&slow, "t");
@@ -327,6 +355,33 @@ mod tests {
         assert!(slow.halt.is_halted());
         assert_eq!(slow.halt.reason(), HaltReason::SlowConsumer);
         assert!(!fast.halt.is_halted());
+        assert_eq!(metrics.slow_consumers.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_queue_over_its_bytes_halts_only_that_connection() {
+        let metrics = Arc::new(Metrics::default());
+        let weight = Delivery::new(event("t", 0)).weight();
+        // Room for two events by bytes, though a hundred by count.
+        let hub = Hub::new(100, 2 * weight, metrics.clone());
+        let (slow, _keep) = hub.register(halt());
+        let (fast, mut rf) = hub.register(halt());
+        hub.add(&slow, "t");
+        hub.add(&fast, "t");
+        for i in 0..3 {
+            hub.deliver(event("t", i));
+            assert!(rf.try_recv().is_ok());
+            // The session gives the bytes back as it takes the event.
+            fast.queued.fetch_sub(weight, Ordering::Relaxed);
+        }
+        assert_eq!(slow.halt.reason(), HaltReason::SlowConsumer);
+        assert!(slow.halt.is_halted());
+        assert!(!fast.halt.is_halted());
+        assert_eq!(
+            slow.queued.load(Ordering::Relaxed),
+            2 * weight,
+            "the refused one is not counted"
+        );
         assert_eq!(metrics.slow_consumers.load(Ordering::Relaxed), 1);
     }
 

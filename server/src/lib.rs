@@ -65,7 +65,11 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let leptos = leptos_options(&config);
     let store = TaskStore::connect(&config.database_url()).await?;
     let metrics = Arc::new(Metrics::default());
-    let hub = Hub::new(config.ws_send_queue, metrics.clone());
+    let hub = Hub::new(
+        config.ws_send_queue,
+        config.ws_send_queue_bytes,
+        metrics.clone(),
+    );
     let sink = hub.clone();
     let limits = HistoryLimits {
         max_events: config.history_size.max(1),
@@ -160,7 +164,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rest::routes())
         .merge(auth::routes::routes())
         .merge(publish::routes())
-        .route("/ws", get(ws::echo::handler))
+        .route("/ws", get(ws::echo_handler))
         .route("/ws/secure/{topic}", get(ws::secure_handler))
         .route("/ws/v1", get(ws::typed_handler))
         .route("/ws/{client_id}", get(ws::chat_handler))

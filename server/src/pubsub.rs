@@ -205,7 +205,7 @@ mod tests {
 
     fn realtime() -> Realtime {
         let metrics = Arc::new(Metrics::default());
-        let hub = Hub::new(64, metrics.clone());
+        let hub = Hub::new(64, 1 << 20, metrics.clone());
         let sink = hub.clone();
         let broker = MemoryBroker::new(
             HistoryLimits {

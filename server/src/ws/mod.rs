@@ -392,6 +392,11 @@ fn over_user_limit(state: &AppState, upgrade: WsUpgrade) -> Response {
     )
 }
 
+/// `GET /ws`: echo.
+pub async fn echo_handler(State(state): State<AppState>, upgrade: WsUpgrade) -> Response {
+    spawn_session(&state, upgrade, echo::Echo)
+}
+
 /// `GET /ws/{client_id}`.
 pub async fn chat_handler(
     State(state): State<AppState>,

@@ -31,7 +31,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::SinkExt;
+use futures::{FutureExt, SinkExt};
 use rustc_hash::FxHashMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -401,50 +401,78 @@ pub async fn run<T, H>(
                         ),
                     }
                 }
-                Wake::Frame(frame) => {
-                    let frame = match frame {
-                        Ok(frame) => frame,
-                        Err(e) => break 'session End::Rejected(e),
-                    };
-                    last_seen = Instant::now();
-                    match frame.opcode() {
-                        OpCode::Text => {
-                            metrics.messages_in.fetch_add(1, Ordering::Relaxed);
-                            metrics
-                                .bytes_in
-                                .fetch_add(frame.payload().len() as u64, Ordering::Relaxed);
-                            if !rate.allow() {
-                                metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-                                break 'session End::Close(
-                                    CloseCode::Policy,
-                                    "rate limit exceeded".into(),
-                                );
+                Wake::Frame(first) => {
+                    // Take every frame already received (up to a bound),
+                    // then write all the replies with one flush: a client
+                    // that pipelines commands gets them answered in one go.
+                    let mut next = Some(first);
+                    let mut taken = 0;
+                    let mut flow = Flow::Continue;
+                    let mut ended = None;
+                    while let Some(frame) = next.take() {
+                        taken += 1;
+                        let frame = match frame {
+                            Ok(frame) => frame,
+                            Err(e) => {
+                                ended = Some(End::Rejected(e));
+                                break;
                             }
-                            let flow = Box::pin(handler.on_text(&mut ctx, frame.as_str())).await;
-                            if let Some(end) = flush(&mut ws, &link, &mut ctx, &metrics).await {
-                                break 'session end;
+                        };
+                        last_seen = Instant::now();
+                        match frame.opcode() {
+                            OpCode::Text => {
+                                metrics.messages_in.fetch_add(1, Ordering::Relaxed);
+                                metrics
+                                    .bytes_in
+                                    .fetch_add(frame.payload().len() as u64, Ordering::Relaxed);
+                                if !rate.allow() {
+                                    metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+                                    ended = Some(End::Close(
+                                        CloseCode::Policy,
+                                        "rate limit exceeded".into(),
+                                    ));
+                                    break;
+                                }
+                                flow = Box::pin(handler.on_text(&mut ctx, frame.as_str())).await;
+                                if matches!(flow, Flow::Close(..)) {
+                                    break;
+                                }
                             }
-                            if let Flow::Close(code, reason) = flow {
-                                break 'session End::Close(code, reason);
+                            OpCode::Binary => {
+                                ended = Some(End::Close(
+                                    CloseCode::Unsupported,
+                                    "binary messages are not supported".into(),
+                                ));
+                                break;
                             }
+                            OpCode::Close => {
+                                ended = Some(End::PeerClosed);
+                                break;
+                            }
+                            _ => {}
                         }
-                        OpCode::Binary => {
-                            break 'session End::Close(
-                                CloseCode::Unsupported,
-                                "binary messages are not supported".into(),
-                            );
+                        if taken < MAX_BATCH {
+                            next = ws.next_frame().now_or_never();
                         }
-                        OpCode::Close => break 'session End::PeerClosed,
-                        _ => {}
+                    }
+                    if let Some(end) = flush(&mut ws, &link, &mut ctx, &metrics).await {
+                        break 'session end;
+                    }
+                    if let Some(end) = ended {
+                        break 'session end;
+                    }
+                    if let Flow::Close(code, reason) = flow {
+                        break 'session End::Close(code, reason);
                     }
                 }
                 Wake::Events(first) => {
                     let mut latencies = LatencyBatch::default();
                     let now = chrono::Utc::now();
                     let mut next = Some(first);
-                    let (mut taken, mut bytes) = (0, 0);
+                    let (mut taken, mut bytes, mut released) = (0, 0, 0);
                     while let Some(delivery) = next.take() {
                         taken += 1;
+                        released += delivery.weight();
                         if ctx.admit(&delivery.event) {
                             if let Some(text) = handler.render(&delivery) {
                                 let waited =
@@ -472,6 +500,7 @@ pub async fn run<T, H>(
                             read_first = true;
                         }
                     }
+                    ctx.conn.queued.fetch_sub(released, Ordering::Relaxed);
                     metrics.record_latencies(&latencies);
                     if let Some(end) = flush(&mut ws, &link, &mut ctx, &metrics).await {
                         break 'session end;
