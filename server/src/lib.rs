@@ -60,8 +60,12 @@ pub enum StartError {
     Hasher(#[from] auth::password::HashError),
 }
 
-/// Connects the store and assembles the shared state.
-pub async fn build_state(config: Config) -> Result<AppState, StartError> {
+/// Connects the store and assembles the shared state. WebSocket sessions
+/// are spawned on `sessions` (see `main.rs` for why a runtime of their own).
+pub async fn build_state(
+    config: Config,
+    sessions: tokio::runtime::Handle,
+) -> Result<AppState, StartError> {
     let leptos = leptos_options(&config);
     let store = TaskStore::connect(&config.database_url()).await?;
     let metrics = Arc::new(Metrics::default());
@@ -107,6 +111,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         leptos,
         shutdown: CancellationToken::new(),
         sessions: TaskTracker::new(),
+        sessions_runtime: sessions,
         rt,
         gate,
         metrics,
@@ -266,9 +271,11 @@ pub async fn run(
     Ok(())
 }
 
-/// Binds the configured address and serves until `signal`.
+/// Binds the configured address and serves until `signal`; WebSocket
+/// sessions run on `sessions`.
 pub async fn start(
     mut config: Config,
+    sessions: tokio::runtime::Handle,
     signal: impl std::future::Future<Output = ()>,
 ) -> Result<(), StartError> {
     let addr = config.addr;
@@ -279,7 +286,7 @@ pub async fn start(
     // The real port (when configured as 0) is what the Origin check and the
     // page's own address must name.
     config.addr = local;
-    let state = build_state(config).await?;
+    let state = build_state(config, sessions).await?;
     // Tests and scripts read this line to learn the port when binding to 0.
     tracing::info!(%local, "listening on http://{local}");
     run(listener, state, signal).await

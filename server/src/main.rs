@@ -7,8 +7,7 @@ use clap::Parser;
 use pulseboard::config::Config;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = Config::parse();
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
         eprintln!("invalid --log filter {:?} ({e}); using info", config.log);
@@ -20,7 +19,35 @@ async fn main() -> ExitCode {
     } else {
         fmt.init();
     }
-    match pulseboard::start(config, shutdown_signal()).await {
+    // Two runtimes: WebSocket sessions on one, everything else (REST,
+    // pages, the broker, the store) on the other. A fan-out wakes
+    // thousands of session tasks at once; on a shared runtime every request
+    // would queue behind them, so under load a task creation took several
+    // times longer to answer, and its event reached subscribers that much
+    // later. Separate runtimes are separate threads, which the kernel
+    // schedules fairly.
+    let runtime = |name: &str| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name(name)
+            .build()
+    };
+    let (api, sessions) = match (runtime("pulseboard"), runtime("pulseboard-ws")) {
+        (Ok(api), Ok(sessions)) => (api, sessions),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = api.block_on(pulseboard::start(
+        config,
+        sessions.handle().clone(),
+        shutdown_signal(),
+    ));
+    // Sessions have ended (shutdown waited for them, or gave up after the
+    // grace period); what is left is stopped without waiting further.
+    sessions.shutdown_background();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -27,6 +27,8 @@ pub struct AppState {
     /// Every WebSocket session runs on this tracker, so shutdown can wait
     /// for them to finish.
     pub sessions: TaskTracker,
+    /// The runtime sessions are spawned on.
+    pub sessions_runtime: tokio::runtime::Handle,
     /// Topics, broker and local fan-out.
     pub rt: Realtime,
     /// Counts open WebSocket connections against the limit.

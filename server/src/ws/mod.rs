@@ -278,7 +278,7 @@ where
         Err(e) => return e.into_response(),
     };
     let permit = state.gate.try_acquire();
-    state.sessions.spawn(async move {
+    let session = async move {
         let Some(mut accepted) = socket.await else {
             return;
         };
@@ -287,7 +287,8 @@ where
             return;
         };
         body(accepted).await;
-    });
+    };
+    state.sessions.spawn_on(session, &state.sessions_runtime);
     resp
 }
 
