@@ -41,8 +41,10 @@ use upgrade::{Accepted, WsUpgrade};
 /// clients send commands of a few hundred bytes, a buffer grows for a
 /// larger message and shrinks back after it, so a small resting size only
 /// saves memory: about 14 KiB per idle connection.
-const READ_BUFFER: usize = 1024;
-const WRITE_BUFFER: usize = 1024;
+const READ_BUFFER: usize = 512;
+/// yawc writes only control frames and replies; events go through the
+/// session's own link (`stream.rs`).
+const WRITE_BUFFER: usize = 256;
 
 /// Idle deflate states kept for reuse; about the number of messages
 /// compressed at the same moment (worker threads), not of connections.

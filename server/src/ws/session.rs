@@ -333,8 +333,9 @@ pub async fn run<T, H>(
     let mut last_seen = Instant::now();
     let halted = halt.halted();
     tokio::pin!(halted);
-    let expiry = tokio::time::sleep_until(far_future());
-    tokio::pin!(expiry);
+    // Only signed-in connections have a deadline: the timer is allocated
+    // for them alone.
+    let mut expiry: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let mut account: Option<Pin<Box<WaitForCancellationFutureOwned>>> = None;
 
     let end = 'session: {
@@ -351,12 +352,11 @@ pub async fn run<T, H>(
         let mut read_first = false;
         loop {
             if std::mem::take(&mut ctx.watch_changed) {
-                expiry
-                    .as_mut()
-                    .reset(ctx.deadline.unwrap_or_else(far_future));
+                expiry = ctx
+                    .deadline
+                    .map(|at| Box::pin(tokio::time::sleep_until(at)));
                 account = ctx.account.clone().map(|t| Box::pin(t.cancelled_owned()));
             }
-            let deadline_set = ctx.deadline.is_some();
             let wake = std::future::poll_fn(|cx| {
                 if halted.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Wake::Halted);
@@ -379,8 +379,10 @@ pub async fn run<T, H>(
                         return Poll::Ready(Wake::AccountDeleted);
                     }
                 }
-                if deadline_set && expiry.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Expired);
+                if let Some(expiry) = expiry.as_mut() {
+                    if expiry.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Expired);
+                    }
                 }
                 if pinging && ticker.poll_tick(cx).is_ready() {
                     return Poll::Ready(Wake::Tick);
@@ -550,11 +552,6 @@ pub async fn run<T, H>(
     }
 }
 
-/// A deadline that never comes, for a disabled timer branch.
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
-}
-
 /// Writes what was queued, in order, with one flush. Frames go through
 /// yawc; events go straight to the link, after yawc has handed over
 /// whatever it holds (so nothing overtakes anything). Returns how the
@@ -619,10 +616,14 @@ where
     // that has to wait arms a timer.
     let result = match futures::poll!(write.as_mut()) {
         std::task::Poll::Ready(result) => result,
-        std::task::Poll::Pending => match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Ok(result) => result,
-            Err(_) => return Some(End::Gone),
-        },
+        // Boxed: a timer is rare here and large, and every connection would
+        // carry its space otherwise.
+        std::task::Poll::Pending => {
+            match Box::pin(tokio::time::timeout(WRITE_TIMEOUT, write)).await {
+                Ok(result) => result,
+                Err(_) => return Some(End::Gone),
+            }
+        }
     };
     match result {
         Ok(()) => None,
