@@ -83,7 +83,13 @@ pub async fn run(
     // Give the server time to finish setting every connection up.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = procstat::rss_kib(pid).unwrap_or(0);
-    let kib_per_connection = after.saturating_sub(before) as f64 / opened.max(1) as f64;
+    if opened == 0 {
+        return Err(format!(
+            "no connection could be opened (first failure: {})",
+            failures.first().map_or("none", String::as_str)
+        ));
+    }
+    let kib_per_connection = after.saturating_sub(before) as f64 / opened as f64;
     eprintln!(
         "    {opened} connections in {connect_secs:.1} s: {:.1} MiB -> {:.1} MiB, {kib_per_connection:.1} KiB each",
         before as f64 / 1024.0,
@@ -101,7 +107,7 @@ pub async fn run(
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_event = procstat::rss_kib(pid).unwrap_or(0);
-    let kib_after_event = after_event.saturating_sub(before) as f64 / opened.max(1) as f64;
+    let kib_after_event = after_event.saturating_sub(before) as f64 / opened as f64;
     eprintln!("    after one task event: {kib_after_event:.1} KiB each");
 
     if goal > measure_at {
