@@ -67,6 +67,12 @@ struct Cli {
 enum Command {
     /// Every scenario against every server, and the report (`make bench`).
     Suite(SuiteArgs),
+    /// Rewrites results.md and fanout.svg from a results.json.
+    Report {
+        /// The directory holding results.json; the report is written there.
+        #[arg(long, default_value = "docs/bench")]
+        dir: PathBuf,
+    },
     /// Fan-out against a running server.
     Fanout {
         #[command(flatten)]
@@ -183,7 +189,7 @@ pub struct SuiteArgs {
 }
 
 /// The scenarios' sizes.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     pub fanout: Vec<(usize, Vec<u32>)>,
     pub chat_clients: usize,
@@ -242,6 +248,7 @@ async fn main() -> std::process::ExitCode {
     let run_ids = AtomicU64::new(1);
     let outcome = match cli.command {
         Command::Suite(args) => suite(args).await,
+        Command::Report { dir } => report::rewrite(&dir),
         Command::Fanout {
             target,
             typed,

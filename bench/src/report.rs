@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::{chat, connect, echo, fanout, idle};
 use crate::servers::{Kind, PULSEBOARD_FLAGS};
@@ -17,7 +17,7 @@ pub const FANOUT_RATIO: f64 = 0.8;
 pub const ECHO_RATIO: f64 = 0.8;
 pub const IDLE_KIB: f64 = 8.0;
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct Results {
     pub date: String,
     pub machine: String,
@@ -61,6 +61,15 @@ impl Results {
             failures: Vec::new(),
         }
     }
+}
+
+/// Reads `dir/results.json` and writes the Markdown and the plot again.
+pub fn rewrite(dir: &Path) -> Result<(), String> {
+    let path = dir.join("results.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let results: Results =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    write(dir, &results)
 }
 
 pub fn write(dir: &Path, results: &Results) -> Result<(), String> {
@@ -276,8 +285,10 @@ fn markdown(r: &Results) -> String {
     let _ = writeln!(
         md,
         "A fresh server process per row; resident memory before and after opening the \
-         connections (each quiet after its handshake; on `/ws/v1` after `hello`), then more \
-         connections up to the capacity goal, held for 3 s.\n"
+         connections (each quiet after its handshake; on `/ws/v1` after `hello` and a \
+         subscription to `tasks`), again after one task event of about 1 KiB reached them \
+         all (compressed where compression was negotiated), then more connections up to \
+         the capacity goal, held for 3 s.\n"
     );
     let _ = writeln!(md, "| server | endpoint | connections | RSS before → after (MiB) | KiB per connection | KiB per connection after one event | connects/s | held of goal | note |");
     let _ = writeln!(md, "|---|---|---:|---|---:|---:|---:|---|---|");
@@ -584,6 +595,11 @@ fn svg(r: &Results) -> String {
                         (x, log_pos(v, ylo, yhi, y0 + ph, y0), p.sustained)
                     })
                     .collect();
+                // Series often coincide (every sustained point delivers what
+                // was offered): earlier ones are drawn wider, so each stays
+                // visible around the ones on top of it.
+                let width = 1.0 + 0.6 * (names.len() - k) as f64;
+                let radius = 2.5 + 1.2 * (names.len() - k) as f64;
                 if xy.len() > 1 {
                     let path: Vec<String> = xy
                         .iter()
@@ -591,7 +607,7 @@ fn svg(r: &Results) -> String {
                         .collect();
                     let _ = writeln!(
                         s,
-                        r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="1.5"/>"#,
+                        r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="{width:.1}"/>"#,
                         path.join(" ")
                     );
                 }
@@ -599,7 +615,7 @@ fn svg(r: &Results) -> String {
                     let fill = if ok { colour } else { "white" };
                     let _ = writeln!(
                         s,
-                        r#"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="{fill}" stroke="{colour}" stroke-width="1.5"/>"#
+                        r#"<circle cx="{x:.1}" cy="{y:.1}" r="{radius:.1}" fill="{fill}" stroke="{colour}" stroke-width="1.5"/>"#
                     );
                 }
             }

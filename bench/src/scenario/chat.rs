@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::fanout::{ms, Target, P99_LIMIT_MS};
 use crate::hist::Histogram;
@@ -12,7 +12,7 @@ use crate::procstat::CpuMeter;
 use crate::receiver::{Group, Protocol, Talk};
 use crate::tally::Run;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Point {
     pub server: String,
     pub clients: usize,

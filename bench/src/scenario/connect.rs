@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use super::fanout::{ms, Target};
@@ -11,7 +11,7 @@ use crate::hist::Histogram;
 use crate::procstat::CpuMeter;
 use crate::ws::Conn;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Result {
     pub server: String,
     pub concurrency: usize,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use super::fanout::{ms, Target};
@@ -14,7 +14,7 @@ use crate::hist::Histogram;
 use crate::procstat::CpuMeter;
 use crate::ws::{self, Conn, OP_CLOSE, OP_PING, OP_TEXT};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Result {
     pub server: String,
     pub connections: usize,

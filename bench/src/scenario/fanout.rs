@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::hist::Histogram;
 use crate::procstat::{self, CpuMeter};
@@ -66,7 +66,7 @@ impl Endpoint {
 }
 
 /// One measured point: a server, an endpoint, N subscribers, a rate.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Point {
     pub server: String,
     pub endpoint: String,

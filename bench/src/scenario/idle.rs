@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -17,7 +17,7 @@ use crate::procstat;
 use crate::receiver::{self, Protocol};
 use crate::ws::{Conn, OP_CLOSE, OP_PING};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Result {
     pub server: String,
     pub endpoint: String,
