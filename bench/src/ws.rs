@@ -311,16 +311,22 @@ pub fn inflate(payload: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
 /// and must not spend it repeating work whose result it already has. A
 /// payload that differs in any byte is inflated afresh.
 pub fn find_marker_compressed(payload: &[u8]) -> io::Result<Option<(u32, u64)>> {
+    use std::collections::{HashMap, VecDeque};
     use std::hash::{BuildHasher, Hasher};
-    const KEEP: usize = 512;
-    /// (hash, compressed bytes, marker found in them).
-    type Seen = (u64, Vec<u8>, Option<(u32, u64)>);
-    thread_local! {
-        static SEEN: std::cell::RefCell<std::collections::VecDeque<Seen>> =
-            std::cell::RefCell::new(std::collections::VecDeque::with_capacity(KEEP));
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Enough for several seconds of events at the highest rates tried, so
+    /// a subscriber running behind still finds what others inflated.
+    const KEEP: usize = 16_384;
+    /// A compressed payload and the marker inflating it gave.
+    type Known = (Vec<u8>, Option<(u32, u64)>);
+    /// Payloads by hash, and the order they came in.
+    #[derive(Default)]
+    struct Seen {
+        by_hash: HashMap<u64, Known>,
+        order: VecDeque<u64>,
     }
     thread_local! {
+        static SEEN: std::cell::RefCell<Seen> = std::cell::RefCell::default();
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         static STATE: std::collections::hash_map::RandomState =
             std::collections::hash_map::RandomState::new();
     }
@@ -331,10 +337,10 @@ pub fn find_marker_compressed(payload: &[u8]) -> io::Result<Option<(u32, u64)>> 
     });
     let hit = SEEN.with(|seen| {
         seen.borrow()
-            .iter()
-            .rev()
-            .find(|(h, bytes, _)| *h == hash && bytes == payload)
-            .map(|(_, _, marker)| *marker)
+            .by_hash
+            .get(&hash)
+            .filter(|(bytes, _)| bytes == payload)
+            .map(|(_, marker)| *marker)
     });
     if let Some(marker) = hit {
         return Ok(marker);
@@ -345,10 +351,18 @@ pub fn find_marker_compressed(payload: &[u8]) -> io::Result<Option<(u32, u64)>> 
     })?;
     SEEN.with(|seen| {
         let mut seen = seen.borrow_mut();
-        if seen.len() == KEEP {
-            seen.pop_front();
+        if seen.order.len() == KEEP {
+            if let Some(old) = seen.order.pop_front() {
+                seen.by_hash.remove(&old);
+            }
         }
-        seen.push_back((hash, payload.to_vec(), marker));
+        if seen
+            .by_hash
+            .insert(hash, (payload.to_vec(), marker))
+            .is_none()
+        {
+            seen.order.push_back(hash);
+        }
     });
     Ok(marker)
 }
