@@ -4,6 +4,8 @@ import {
   BoardPage,
   createViaApi,
   registerUser,
+  RequestLog,
+  storedTasks,
   unique,
   uniqueUsername,
 } from "./board-page";
@@ -55,8 +57,18 @@ test("a wrong password shows the server's message", async ({ page, request }) =>
   await board.waitForHydration();
   await board.username.fill(user.username);
   await board.password.fill("not the password");
+  const answer = page.waitForResponse(
+    (r) => r.request().method() === "POST" && new URL(r.url()).pathname === "/token",
+    { timeout: 5_000 },
+  );
   await board.signInButton.click();
-  await expect(board.signInError).toHaveText("incorrect username or password");
+  // The password went to the server, which refused it; the page shows the
+  // server's own words.
+  const resp = await answer;
+  expect(resp.status()).toBe(401);
+  const { message } = await resp.json();
+  expect(message).toBe("incorrect username or password");
+  await expect(board.signInError).toHaveText(message);
   await expect(board.signedInAs).toHaveCount(0);
 });
 
@@ -65,6 +77,7 @@ test("the account rules are explained before anything is sent", async ({ page, r
   const board = new BoardPage(page);
   await board.goto();
   await board.waitForHydration();
+  const sent = new RequestLog(page, ["POST"], /^\/(auth\/register|token)$/);
   await board.username.fill(uniqueUsername("short"));
   await board.password.fill("1234567");
   await board.signUpButton.click();
@@ -73,10 +86,23 @@ test("the account rules are explained before anything is sent", async ({ page, r
   await board.password.fill("long enough now");
   await board.signUpButton.click();
   await expect(board.signInError).toContainText("username may contain only lowercase letters");
-  // A name that is taken is the server's to say.
+  // Neither the account nor a sign-in was asked for.
+  await sent.settle();
+  expect(sent.sent()).toEqual([]);
+
+  // A name that is taken is the server's to say: this one is sent (so the
+  // log does see this form's requests), refused, and no sign-in follows.
   await board.username.fill(taken.username);
+  const answer = page.waitForResponse(
+    (r) => r.request().method() === "POST" && new URL(r.url()).pathname === "/auth/register",
+    { timeout: 5_000 },
+  );
   await board.signUpButton.click();
+  expect((await answer).status()).toBe(409);
   await expect(board.signInError).toHaveText("that username is taken");
+  await sent.settle();
+  expect(sent.targets()).toEqual(["POST /auth/register"]);
+  expect(sent.requests[0].postDataJSON().username).toBe(taken.username);
 });
 
 test("an expired stored session is discarded on load", async ({ page, request }) => {
@@ -130,8 +156,10 @@ test("a write refused with 401 signs out and asks to sign in again", async ({ pa
   await board.gotoSignedIn(user);
   // The server stops accepting this token (as after a secret rotation)
   // while the page still holds it.
+  let refused = 0;
   await page.route("**/tasks", async (route) => {
     if (route.request().method() !== "POST") return route.continue();
+    refused += 1;
     await route.fulfill({
       status: 401,
       contentType: "application/json",
@@ -144,6 +172,10 @@ test("a write refused with 401 signs out and asks to sign in again", async ({ pa
   await expect(board.signedInAs).toHaveCount(0);
   await expect(board.submit).toBeDisabled();
   await expect(board.card(title)).toHaveCount(0);
+  // The write was made once and answered by the stand-in above, so the
+  // server never saw it: the 401 is the only thing the page reacted to.
+  expect(refused).toBe(1);
+  expect((await storedTasks(request)).map((t) => t.title)).not.toContain(title);
 });
 
 test("deleting the account elsewhere signs the page out", async ({ page, request }) => {

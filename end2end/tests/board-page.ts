@@ -1,4 +1,4 @@
-import { expect, type APIRequestContext, type Locator, type Page } from "@playwright/test";
+import { expect, type APIRequestContext, type Locator, type Page, type Request } from "@playwright/test";
 
 export type Status = "todo" | "doing" | "done";
 
@@ -79,6 +79,65 @@ export class BoardPage {
     await this.assignee.fill(assignee);
     await this.submit.click();
   }
+}
+
+/**
+ * Every request the page sends, from now on, with one of `methods` to a
+ * path matching `path`. The UI alone cannot tell a form refused by the page
+ * from one refused by the server, nor a disabled button from one whose
+ * write went unnoticed; this is how a test sees what left the page.
+ */
+export class RequestLog {
+  readonly requests: Request[] = [];
+
+  constructor(
+    readonly page: Page,
+    readonly methods: readonly string[],
+    readonly path: RegExp,
+  ) {
+    page.on("request", (r) => {
+      if (methods.includes(r.method()) && path.test(new URL(r.url()).pathname)) this.requests.push(r);
+    });
+  }
+
+  /** Method, path and body of each request, for readable assertions. */
+  sent(): string[] {
+    return this.requests.map((r) => `${this.target(r)} ${r.postData() ?? ""}`.trim());
+  }
+
+  /** Method and path of each request. */
+  targets(): string[] {
+    return this.requests.map((r) => this.target(r));
+  }
+
+  private target(r: Request): string {
+    return `${r.method()} ${new URL(r.url()).pathname}`;
+  }
+
+  /**
+   * Sends one request from the page (`GET /healthz`) and waits for its
+   * answer. A request the page started before (from a click, say) has been
+   * reported by then, so what `sent()` says afterwards holds for everything
+   * done before this call.
+   */
+  async settle() {
+    const status = await this.page.evaluate(() =>
+      fetch("/healthz", { cache: "no-store" }).then((r) => r.status),
+    );
+    expect(status).toBe(200);
+  }
+}
+
+/** Task writes: `POST /tasks`, `PATCH` and `DELETE /tasks/{id}`. */
+export function taskWrites(page: Page): RequestLog {
+  return new RequestLog(page, ["POST", "PUT", "PATCH", "DELETE"], /^\/tasks(\/|$)/);
+}
+
+/** The tasks the server has stored, through the API. */
+export async function storedTasks(request: APIRequestContext): Promise<{ id: number; title: string; status: Status }[]> {
+  const resp = await request.get("/tasks");
+  expect(resp.status()).toBe(200);
+  return resp.json();
 }
 
 /** An account and, once signed in through the API, its bearer token. */

@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { BoardPage, registerUser, unique } from "./board-page";
+import { BoardPage, registerUser, storedTasks, taskWrites, unique } from "./board-page";
 
 test("the form creates a task that appears without a reload", async ({ page, request }, testInfo) => {
   const errors: string[] = [];
@@ -32,9 +32,24 @@ test("the form creates a task that appears without a reload", async ({ page, req
 test("an invalid title is explained, not sent", async ({ page, request }) => {
   const board = new BoardPage(page);
   await board.gotoSignedIn(await registerUser(request));
+  const writes = taskWrites(page);
   await board.title.fill("   ");
   await board.submit.click();
   await expect(board.formError).toHaveText("title must not be empty");
+  // The server would say the same: only the absence of a request shows
+  // that the page, not the server, refused it.
+  await writes.settle();
+  expect(writes.sent()).toEqual([]);
+
+  // The same form with a valid title is sent, once: the log sees this
+  // form's writes, so the empty log above means nothing was sent.
+  const title = unique("Valid after all");
+  await board.title.fill(title);
+  await board.submit.click();
+  await expect(board.card(title)).toBeVisible();
+  await expect(board.formError).toHaveCount(0);
+  expect(writes.targets()).toEqual(["POST /tasks"]);
+  expect(writes.requests[0].postDataJSON().title).toBe(title);
 });
 
 test("a task can be assigned, and an unknown assignee is refused", async ({ page, request }) => {
@@ -48,8 +63,16 @@ test("a task can be assigned, and an unknown assignee is refused", async ({ page
   await expect(board.card(title).getByTestId("task-assignee")).toHaveText(`→ ${helper.username}`);
   await expect(board.assignee).toHaveValue("");
 
+  // A well-formed name that has no account: only the server knows, so the
+  // request is sent and refused, and nothing is stored.
   const nobody = unique("Nobody takes it");
+  const refused = page.waitForResponse(
+    (r) => r.request().method() === "POST" && new URL(r.url()).pathname === "/tasks",
+    { timeout: 5_000 },
+  );
   await board.createTask(nobody, "", "todo", "no-such-user");
+  expect((await refused).status()).toBe(422);
   await expect(board.formError).toContainText("no-such-user");
   await expect(board.card(nobody)).toHaveCount(0);
+  expect((await storedTasks(request)).map((t) => t.title)).not.toContain(nobody);
 });

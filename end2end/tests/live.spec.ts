@@ -1,27 +1,44 @@
 import { expect, test } from "@playwright/test";
 import { authHeader, BoardPage, createViaApi, registerUser, unique } from "./board-page";
 
-test("a task created in one page appears in another within 2 s, with a toast", async ({ browser, request }) => {
+test("changes made in either of two pages appear in the other within 2 s, with a toast", async ({
+  browser,
+  request,
+}) => {
   const alice = new BoardPage(await (await browser.newContext()).newPage());
   const bob = new BoardPage(await (await browser.newContext()).newPage());
-  for (const board of [alice, bob]) {
-    await board.goto();
-    await board.waitForHydration();
+  for (const [board, name] of [
+    [alice, "alice"],
+    [bob, "bob"],
+  ] as const) {
+    const user = await registerUser(request, name);
+    await board.gotoSignedIn(user);
+    // The socket reopened for the signed-in user is up and subscribed.
+    await expect(board.page.getByTestId("connection")).toHaveAttribute("data-personal", `user:${user.username}`);
     await expect(board.page.getByTestId("connection")).toHaveAttribute("data-state", "live");
+    // A marker that a reload would wipe out.
+    await board.page.evaluate(() => ((window as any).__noReload = true));
   }
-  // Only Alice writes; Bob watches signed out.
-  await alice.signIn(await registerUser(request, "alice"));
-  await expect(alice.page.getByTestId("connection")).toHaveAttribute("data-state", "live");
 
-  const title = unique("Seen live");
-  await alice.createTask(title, "from Alice");
-  await expect(bob.column("todo")).toContainText(title, { timeout: 2_000 });
-  await expect(bob.toasts.filter({ hasText: `New task: ${title}` })).toBeVisible({ timeout: 2_000 });
+  // Each page writes in turn and the other sees it: A to B, then B to A.
+  // Every 2 s limit starts once the writing click has been made.
+  for (const [writer, watcher] of [
+    [alice, bob],
+    [bob, alice],
+  ] as const) {
+    const title = unique("Seen live");
+    await writer.createTask(title, "from the other page");
+    await expect(watcher.column("todo")).toContainText(title, { timeout: 2_000 });
+    await expect(watcher.toasts.filter({ hasText: `New task: ${title}` })).toBeVisible({ timeout: 2_000 });
 
-  // A change made elsewhere moves the card on both pages.
-  await alice.card(title).getByTestId("move-forward").click();
-  await expect(bob.column("doing")).toContainText(title, { timeout: 2_000 });
-  await expect(bob.column("todo")).not.toContainText(title);
+    await writer.card(title).getByTestId("move-forward").click();
+    await expect(watcher.column("doing")).toContainText(title, { timeout: 2_000 });
+    await expect(watcher.column("todo")).not.toContainText(title);
+    await expect(watcher.toasts.filter({ hasText: `Updated: ${title} (Doing)` })).toBeVisible({ timeout: 2_000 });
+  }
+  for (const board of [alice, bob]) {
+    expect(await board.page.evaluate(() => (window as any).__noReload)).toBe(true);
+  }
 });
 
 test("a task created through REST appears without a reload", async ({ page, request }) => {
@@ -46,15 +63,32 @@ test("changes made between rendering and connecting are not lost", async ({ page
   // Hold the WASM back so the page is rendered but not yet live.
   let release: () => void = () => {};
   const held = new Promise<void>((resolve) => (release = resolve));
+  const heldUrls: string[] = [];
   await page.route("**/pkg/*.wasm", async (route) => {
+    heldUrls.push(new URL(route.request().url()).pathname);
     await held;
     await route.continue();
   });
+  const sockets: string[] = [];
+  page.on("websocket", (ws) => sockets.push(ws.url()));
   const board = new BoardPage(page);
   await board.goto();
+  // The page has asked for its WASM, and that request is being held.
+  await expect.poll(() => heldUrls, { timeout: 10_000 }).toEqual(["/pkg/pulseboard.wasm"]);
   const title = unique("Made while loading");
   await createViaApi(request, user, title);
+  // At this point the task exists and the page is still only the server's
+  // markup: not hydrated, no socket open, the new card not on it.
+  expect(heldUrls).toHaveLength(1);
+  expect(await board.app.getAttribute("data-hydrated")).toBe("false");
+  expect(await page.getByTestId("connection").getAttribute("data-state")).toBe("connecting");
+  expect(sockets).toEqual([]);
+  expect(await board.card(title).count()).toBe(0);
+
   release();
   await board.waitForHydration();
   await expect(board.column("todo")).toContainText(title, { timeout: 3_000 });
+  // Hydrated from the held WASM, fetched once, and live from here on.
+  expect(heldUrls).toHaveLength(1);
+  await expect(page.getByTestId("connection")).toHaveAttribute("data-state", "live");
 });

@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { BoardPage, createViaApi, registerUser, unique } from "./board-page";
+import { BoardPage, createViaApi, registerUser, storedTasks, taskWrites, unique } from "./board-page";
 
 test("a card moves across the columns and can be deleted", async ({ page, request }) => {
   const user = await registerUser(request, "mover");
@@ -30,7 +30,7 @@ test("a card moves across the columns and can be deleted", async ({ page, reques
 test("signed out, the cards cannot be changed", async ({ page, request }) => {
   const user = await registerUser(request);
   const title = unique("Look, don't touch");
-  await createViaApi(request, user, title);
+  const task = await createViaApi(request, user, title);
   const board = new BoardPage(page);
   await board.goto();
   await board.waitForHydration();
@@ -38,4 +38,24 @@ test("signed out, the cards cannot be changed", async ({ page, request }) => {
   await expect(board.card(title).getByTestId("move-forward")).toBeDisabled();
   await expect(board.card(title).getByTestId("delete-task")).toBeDisabled();
   await expect(page.getByTestId("signin-hint")).toHaveText("Sign in to add or change tasks");
+
+  // Clicking anyway (past Playwright's own check that they are enabled)
+  // sends nothing, and nothing changes on the server.
+  const writes = taskWrites(page);
+  await board.card(title).getByTestId("move-forward").click({ force: true });
+  await board.card(title).getByTestId("delete-task").click({ force: true });
+  await board.submit.click({ force: true });
+  await writes.settle();
+  expect(writes.sent()).toEqual([]);
+  await expect(board.column("todo")).toContainText(title);
+  const stored = (await storedTasks(request)).find((t) => t.id === task.id);
+  expect(stored?.status).toBe("todo");
+
+  // Signed in, the same click sends one PATCH: the log sees these writes,
+  // so the empty log above means that nothing was sent.
+  await board.signIn(user);
+  await board.card(title).getByTestId("move-forward").click();
+  await expect(board.column("doing")).toContainText(title);
+  expect(writes.targets()).toEqual([`PATCH /tasks/${task.id}`]);
+  expect(writes.requests[0].postDataJSON().status).toBe("doing");
 });
