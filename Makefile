@@ -36,15 +36,22 @@ build: setup
 ## Autobahn protocol conformance suite.
 test: setup-test test-unit lint test-e2e test-autobahn test-release
 
-# The store's PostgreSQL test runs when a server answers locally (it works
-# in a schema of its own and drops it); override or empty the URL to choose.
+# The store tests run on SQLite and, when a server answers locally, on
+# PostgreSQL too (each in a schema of its own, dropped afterwards); override
+# or empty the URL to choose. Without a server the PostgreSQL half is skipped,
+# except with CI=true (passed through from the environment or the command
+# line), where it fails instead.
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
 test-unit:
 	$(CARGO_FLAGS_ENV) cargo test -p app --features ssr
 	if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && [ -n "$(PG_TEST_URL)" ]; then \
 	  export PULSEBOARD_TEST_POSTGRES="$(PG_TEST_URL)"; \
-	else echo "no PostgreSQL on 127.0.0.1:5432: its store test is skipped"; fi; \
+	elif [ -n "$${PULSEBOARD_TEST_POSTGRES:-}" ]; then \
+	  echo "store tests use PostgreSQL from PULSEBOARD_TEST_POSTGRES"; \
+	elif [ "$${CI:-}" = true ]; then \
+	  echo "no PostgreSQL (none on 127.0.0.1:5432, or PG_TEST_URL empty) and CI=true: its store tests will fail" >&2; \
+	else echo "no PostgreSQL (none on 127.0.0.1:5432, or PG_TEST_URL empty): its store tests are skipped"; fi; \
 	$(CARGO_FLAGS_ENV) cargo test -p server
 	cargo test -p pulseboard-bench
 

@@ -233,7 +233,7 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 
 /// Ready when the task store answers and the broker is reachable.
 async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    state.store.ping().await.map_err(ApiError::internal)?;
+    state.store.ping().await?;
     if !state.rt.healthy() {
         return Err(ApiError::Unavailable("the broker is unreachable".into()));
     }

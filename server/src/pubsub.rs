@@ -233,7 +233,11 @@ mod tests {
         let sub = rt.subscribe(&conn, "room", None).await.unwrap();
         assert_eq!(sub.position.offset, 0);
         rt.publish("room", chat("hi")).await.unwrap();
-        assert_eq!(rx.recv().await.unwrap().event.offset, 1);
+        let delivery = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("delivered within 5 s")
+            .unwrap();
+        assert_eq!(delivery.event.offset, 1);
         rt.unsubscribe(conn.id, "room").await;
         rt.publish("room", chat("gone")).await.unwrap();
         assert!(rx.try_recv().is_err());

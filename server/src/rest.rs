@@ -74,6 +74,10 @@ impl From<StoreError> for ApiError {
                 expected: 0,
                 current,
             },
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "the task store is unavailable");
+                ApiError::Unavailable("the task store is unavailable; retry".into())
+            }
             other => ApiError::internal(other),
         }
     }

@@ -371,6 +371,21 @@ async fn tasks_survive_a_restart() {
         .json()
         .await
         .unwrap();
+    // The highest id, deleted before the restart: a store that took the next
+    // id from what is left would give it out again.
+    let gone: Value = create(&w, &server, json!({"title": "gone"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        w.delete(server.url(&format!("/tasks/{}", gone["id"])))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        reqwest::StatusCode::NO_CONTENT
+    );
     assert!(server.terminate().await, "clean exit on SIGTERM");
     assert!(
         dir.path().join("pulseboard.db").exists(),
@@ -388,13 +403,16 @@ async fn tasks_survive_a_restart() {
         .await
         .unwrap();
     assert_eq!(list, vec![patched]);
-    // Ids keep growing after a restart.
+    // Ids keep growing after a restart, past the deleted one too.
     let next: Value = create(&w, &server, json!({"title": "after"}))
         .await
         .json()
         .await
         .unwrap();
-    assert!(next["id"].as_i64() > task["id"].as_i64());
+    assert!(
+        next["id"].as_i64() > gone["id"].as_i64(),
+        "{next} after {gone}"
+    );
 }
 
 #[tokio::test]

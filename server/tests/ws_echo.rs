@@ -1,25 +1,48 @@
-//! `/ws` echo with a real WebSocket client.
+//! `/ws` echo with a real WebSocket client. Every wait has a deadline.
 
 mod common;
 
+use common::ws::{connect, within};
 use common::{client, Server};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The next message, whatever it is.
+async fn next(
+    ws: &mut common::ws::Ws,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    within("the next message", ws.next()).await
+}
+
 #[tokio::test]
 async fn echo_answers_like_the_seed_article() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url("/ws"))
-        .await
-        .unwrap();
+    let mut ws = connect(&server.ws_url("/ws")).await;
     for text in ["hello", "", "ünïcødé ✓", &"x".repeat(10_000)] {
-        ws.send(Message::text(text)).await.unwrap();
-        let reply = ws.next().await.unwrap().unwrap();
+        within("send", ws.send(Message::text(text))).await.unwrap();
+        let reply = next(&mut ws).await.unwrap().unwrap();
         assert_eq!(reply, Message::text(format!("Message received: {text}")));
     }
-    ws.close(None).await.unwrap();
+    within("close", ws.close(None)).await.unwrap();
+}
+
+#[tokio::test]
+async fn pipelined_messages_are_each_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let mut ws = connect(&server.ws_url("/ws")).await;
+    for i in 0..50 {
+        within("feed", ws.feed(Message::text(format!("m{i}"))))
+            .await
+            .unwrap();
+    }
+    within("flush", ws.flush()).await.unwrap();
+    for i in 0..50 {
+        let reply = next(&mut ws).await.unwrap().unwrap();
+        assert_eq!(reply, Message::text(format!("Message received: m{i}")));
+    }
 }
 
 #[tokio::test]
@@ -27,27 +50,27 @@ async fn binary_is_refused_with_1003_and_oversize_with_1009() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--ws-max-message-bytes", "1024"]).await;
 
-    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url("/ws"))
+    let mut ws = connect(&server.ws_url("/ws")).await;
+    within("send", ws.send(Message::binary(vec![0u8, 159, 146, 150])))
         .await
         .unwrap();
-    ws.send(Message::binary(vec![0u8, 159, 146, 150]))
-        .await
-        .unwrap();
-    match ws.next().await {
+    match next(&mut ws).await {
         Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Unsupported),
         other => panic!("expected close 1003, got {other:?}"),
     }
 
-    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url("/ws"))
+    let mut ws = connect(&server.ws_url("/ws")).await;
+    within("send", ws.send(Message::text("y".repeat(1024))))
         .await
         .unwrap();
-    ws.send(Message::text("y".repeat(1024))).await.unwrap();
     assert!(
-        matches!(ws.next().await, Some(Ok(Message::Text(_)))),
+        matches!(next(&mut ws).await, Some(Ok(Message::Text(_)))),
         "exactly the limit is fine"
     );
-    ws.send(Message::text("y".repeat(1025))).await.unwrap();
-    match ws.next().await {
+    within("send", ws.send(Message::text("y".repeat(1025))))
+        .await
+        .unwrap();
+    match next(&mut ws).await {
         Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Size),
         other => panic!("expected close 1009, got {other:?}"),
     }
@@ -67,15 +90,15 @@ async fn plain_get_is_told_to_upgrade() {
 async fn shutdown_closes_sockets_with_1001() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url("/ws"))
+    let mut ws = connect(&server.ws_url("/ws")).await;
+    within("send", ws.send(Message::text("ping")))
         .await
         .unwrap();
-    ws.send(Message::text("ping")).await.unwrap();
-    ws.next().await.unwrap().unwrap();
+    next(&mut ws).await.unwrap().unwrap();
     let exit = tokio::spawn(server.terminate());
-    match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await {
-        Ok(Some(Ok(Message::Close(Some(frame))))) => assert_eq!(frame.code, CloseCode::Away),
+    match next(&mut ws).await {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away),
         other => panic!("expected close 1001, got {other:?}"),
     }
-    assert!(exit.await.unwrap(), "clean exit");
+    assert!(within("exit", exit).await.unwrap(), "clean exit");
 }

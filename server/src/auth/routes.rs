@@ -154,6 +154,10 @@ async fn token(
             .throttle
             .attempt("", addr)
             .map_err(ApiError::TooManyAttempts)?;
+        state
+            .metrics
+            .login_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return Err(ApiError::InvalidCredentials);
     }
     // Counted as a failure from here until the password is found right, so

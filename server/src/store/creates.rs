@@ -136,3 +136,57 @@ async fn insert(pool: &AnyPool, drafts: &[(&Draft, &str)]) -> Result<Vec<Task>, 
     tasks.sort_by_key(|t| t.id);
     Ok(tasks)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::on_both_backends;
+    use super::super::{now_text, parse_ts, TaskStore};
+    use super::*;
+    use app::protocol::TaskStatus;
+
+    on_both_backends!(a_full_batch_comes_back_in_values_order);
+
+    /// The largest statement the writer makes, straight through `insert`:
+    /// every row comes back with its own fields, in the order given, with
+    /// increasing ids, and is what the table then holds.
+    async fn a_full_batch_comes_back_in_values_order(store: TaskStore) {
+        let statuses = [TaskStatus::Todo, TaskStatus::Doing, TaskStatus::Done];
+        let drafts: Vec<Draft> = (0..MAX_BATCH)
+            .map(|i| Draft {
+                title: format!("t{i}"),
+                description: format!("d{i}"),
+                status: statuses[i % 3],
+                created_by: (i % 2 == 0).then(|| format!("c{i}")),
+                assignee: (i % 3 == 0).then(|| format!("a{i}")),
+            })
+            .collect();
+        let now = now_text();
+        let rows: Vec<(&Draft, &str)> = drafts.iter().map(|d| (d, now.as_str())).collect();
+        let tasks = insert(&store.pool, &rows).await.unwrap();
+        assert_eq!(tasks.len(), MAX_BATCH);
+        for (draft, task) in drafts.iter().zip(&tasks) {
+            assert_eq!(
+                (
+                    task.title.as_str(),
+                    task.description.as_str(),
+                    task.status,
+                    task.created_by.as_deref(),
+                    task.assignee.as_deref(),
+                    task.version,
+                ),
+                (
+                    draft.title.as_str(),
+                    draft.description.as_str(),
+                    draft.status,
+                    draft.created_by.as_deref(),
+                    draft.assignee.as_deref(),
+                    1,
+                )
+            );
+            let stamp = parse_ts(&now).unwrap();
+            assert_eq!((task.created_at, task.updated_at), (stamp, stamp));
+        }
+        assert!(tasks.windows(2).all(|w| w[0].id < w[1].id));
+        assert_eq!(store.list().await.unwrap(), tasks);
+    }
+}

@@ -127,16 +127,14 @@ impl UserStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::on_both_backends;
     use super::super::{Draft, TaskStore};
     use super::*;
     use app::protocol::TaskStatus;
 
-    #[tokio::test]
-    async fn create_find_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = TaskStore::connect(&format!("sqlite://{}/t.db?mode=rwc", dir.path().display()))
-            .await
-            .unwrap();
+    on_both_backends!(create_find_delete);
+
+    async fn create_find_delete(store: TaskStore) {
         let users = store.users();
         let ann = users.create("ann", "$argon2id$x").await.unwrap();
         assert!(matches!(

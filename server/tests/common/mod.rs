@@ -23,6 +23,9 @@ pub struct Server {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     logs: Arc<Mutex<String>>,
+    /// The tasks copying stdout and stderr into `logs`; they end when the
+    /// process closes its pipes.
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -50,13 +53,14 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn pulseboard");
         let logs = Arc::new(Mutex::new(String::new()));
         let (tx, mut rx) = tokio::sync::mpsc::channel::<SocketAddr>(1);
+        let mut readers = Vec::new();
         for pipe in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let logs = logs.clone();
             let tx = tx.clone();
-            tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 let mut lines = BufReader::new(pipe).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     if let Some(rest) = line.split("listening on http://").nth(1) {
@@ -68,7 +72,7 @@ impl Server {
                     l.push_str(&line);
                     l.push('\n');
                 }
-            });
+            }));
         }
         let addr = match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
             Ok(Some(addr)) => addr,
@@ -79,6 +83,7 @@ impl Server {
             addr,
             data_dir: data_dir.to_path_buf(),
             logs,
+            readers,
         }
     }
 
@@ -134,19 +139,66 @@ impl Server {
         self.logs.lock().unwrap().clone()
     }
 
+    /// A metric's value from `GET /metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until a metric has `value`: the server's own word that
+    /// something happened (a session ended, a subscription is in place),
+    /// instead of a sleep that hopes so. Panics after 10 s.
+    pub async fn wait_for_metric(&self, name: &str, value: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.metric(name).await;
+            if now == value {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} stayed at {now}, expected {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it
     /// exited successfully.
-    pub async fn terminate(mut self) -> bool {
+    pub async fn terminate(self) -> bool {
+        self.stop().await.0
+    }
+
+    /// Sends SIGTERM, waits for the process to exit and for its output to
+    /// be read to the end: whether it exited successfully, and everything
+    /// it logged, teardown included.
+    pub async fn stop(mut self) -> (bool, String) {
         let pid = self.child.id().expect("running").to_string();
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .unwrap();
         assert!(status.success());
-        match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
+        let exited = match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
             Ok(Ok(status)) => status.success(),
             _ => panic!("server did not exit after SIGTERM"),
+        };
+        for reader in std::mem::take(&mut self.readers) {
+            tokio::time::timeout(Duration::from_secs(10), reader)
+                .await
+                .expect("the server's output ends once it has exited")
+                .expect("log reader");
         }
+        (exited, self.logs())
     }
 }
 

@@ -16,8 +16,19 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// How long any single step of a test may wait: a bug must fail a test
+/// in seconds, never hang it.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Awaits `fut`, panicking with `what` after [`DEADLINE`].
+pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within {DEADLINE:?}"))
+}
+
 pub async fn connect(url: &str) -> Ws {
-    tokio_tungstenite::connect_async(url)
+    within("WebSocket handshake", tokio_tungstenite::connect_async(url))
         .await
         .expect("connect")
         .0
@@ -63,7 +74,7 @@ pub async fn connect_with(
             v.parse().unwrap(),
         );
     }
-    tokio_tungstenite::connect_async(req).await
+    within("WebSocket handshake", tokio_tungstenite::connect_async(req)).await
 }
 
 /// The HTTP status and JSON body of a handshake the server refused. Panics
@@ -95,7 +106,9 @@ pub async fn recv_until(ws: &mut Ws, expected: &str) {
 }
 
 pub async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::text(v.to_string())).await.expect("send");
+    within("send", ws.send(Message::text(v.to_string())))
+        .await
+        .expect("send");
 }
 
 /// The next text message as is. Panics after 5 s or on a close.
@@ -112,6 +125,11 @@ pub async fn recv_text(ws: &mut Ws) -> String {
             _ => {}
         }
     }
+}
+
+/// The next JSON message as is, heartbeats included.
+pub async fn recv_json(ws: &mut Ws) -> Value {
+    serde_json::from_str(&recv_text(ws).await).expect("JSON")
 }
 
 /// The next JSON message, skipping heartbeats.
@@ -181,18 +199,22 @@ pub struct Raw {
 impl Raw {
     /// Performs the handshake with `extra` request headers.
     pub async fn connect(addr: std::net::SocketAddr, path: &str, extra: &str) -> Raw {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut stream = within("connect", TcpStream::connect(addr)).await.unwrap();
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
         );
-        stream.write_all(req.as_bytes()).await.unwrap();
-        let mut response = Vec::new();
-        let mut byte = [0u8; 1];
-        while !response.ends_with(b"\r\n\r\n") {
-            stream.read_exact(&mut byte).await.unwrap();
-            response.push(byte[0]);
-        }
+        let response = within("handshake", async {
+            stream.write_all(req.as_bytes()).await.unwrap();
+            let mut response = Vec::new();
+            let mut byte = [0u8; 1];
+            while !response.ends_with(b"\r\n\r\n") {
+                stream.read_exact(&mut byte).await.unwrap();
+                response.push(byte[0]);
+            }
+            response
+        })
+        .await;
         let response = String::from_utf8(response).unwrap();
         assert!(response.starts_with("HTTP/1.1 101"), "{response}");
         Raw { stream, response }
@@ -224,11 +246,18 @@ impl Raw {
         let mask = [0x12, 0x34, 0x56, 0x78];
         frame.extend_from_slice(&mask);
         frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.stream.write_all(&frame).await.unwrap();
+        within("sending a frame", self.stream.write_all(&frame))
+            .await
+            .unwrap();
     }
 
-    /// Reads one frame: (rsv1, opcode, payload). `None` on EOF.
+    /// Reads one frame: (rsv1, opcode, payload). `None` on EOF; panics if
+    /// none comes within [`DEADLINE`].
     pub async fn read_frame(&mut self) -> Option<(bool, u8, Vec<u8>)> {
+        within("reading a frame", self.read_frame_now()).await
+    }
+
+    async fn read_frame_now(&mut self) -> Option<(bool, u8, Vec<u8>)> {
         let mut head = [0u8; 2];
         self.stream.read_exact(&mut head).await.ok()?;
         let rsv1 = head[0] & 0x40 != 0;
