@@ -65,6 +65,64 @@ pub struct Report {
     pub closed: Option<String>,
 }
 
+/// Every receiver's report of one run, added up.
+pub struct Summary {
+    pub hist: Histogram,
+    pub delivered: u64,
+    pub duplicates: u64,
+    pub missing: u64,
+    /// Receivers the server closed, and why the first one was.
+    pub cut: usize,
+    pub first_cut: Option<String>,
+}
+
+impl Summary {
+    /// Adds up `reports` of a run in which `expected` deliveries were due.
+    pub fn of(reports: &[Report], expected: u64) -> Summary {
+        let mut s = Summary {
+            hist: Histogram::default(),
+            delivered: 0,
+            duplicates: 0,
+            missing: 0,
+            cut: 0,
+            first_cut: None,
+        };
+        for r in reports {
+            s.hist.merge(&r.hist);
+            s.delivered += r.unique;
+            s.duplicates += r.duplicates;
+            if let Some(why) = &r.closed {
+                s.cut += 1;
+                s.first_cut.get_or_insert_with(|| why.clone());
+            }
+        }
+        s.missing = expected.saturating_sub(s.delivered);
+        s
+    }
+
+    /// Why the run was not sustained (empty when it was): losses,
+    /// duplicates, cut receivers (named `who`), `extra` reasons, and a p99
+    /// of `limit_ms` or more.
+    pub fn faults(&self, who: &str, extra: Option<String>, limit_ms: f64) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.missing > 0 {
+            notes.push(format!("{} missing", self.missing));
+        }
+        if self.duplicates > 0 {
+            notes.push(format!("{} duplicated", self.duplicates));
+        }
+        notes.extend(extra);
+        if let Some(why) = &self.first_cut {
+            notes.push(format!("{} {who} cut ({why})", self.cut));
+        }
+        let p99 = crate::scenario::fanout::ms(self.hist.quantile(0.99));
+        if p99 >= limit_ms {
+            notes.push(format!("p99 {p99} ms"));
+        }
+        notes
+    }
+}
+
 impl Tally {
     pub fn start(&mut self, run: Arc<Run>) {
         self.seen = vec![0; run.sent_at.len().div_ceil(64)];

@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::fanout::{ms, Target, P99_LIMIT_MS};
-use crate::hist::Histogram;
 use crate::procstat::CpuMeter;
 use crate::receiver::{Group, Protocol, Talk};
-use crate::tally::Run;
+use crate::tally::{Run, Summary};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Point {
@@ -123,33 +122,17 @@ async fn measure(
     let reports = group.finish().await;
     let sent = run.next_seq.load(Ordering::Relaxed).min(capacity as u64);
     let expected = sent * n as u64;
-    let mut hist = Histogram::default();
-    let (mut delivered, mut duplicates, mut cut) = (0, 0, 0);
-    let mut first_cut = None;
-    for r in &reports {
-        hist.merge(&r.hist);
-        delivered += r.unique;
-        duplicates += r.duplicates;
-        if let Some(why) = &r.closed {
-            cut += 1;
-            first_cut.get_or_insert_with(|| why.clone());
-        }
-    }
-    let missing = expected.saturating_sub(delivered);
+    let summary = Summary::of(&reports, expected);
+    let notes = summary.faults("clients", None, P99_LIMIT_MS);
+    let Summary {
+        hist,
+        delivered,
+        duplicates,
+        missing,
+        cut,
+        ..
+    } = summary;
     let p99_ms = ms(hist.quantile(0.99));
-    let mut notes = Vec::new();
-    if missing > 0 {
-        notes.push(format!("{missing} missing"));
-    }
-    if duplicates > 0 {
-        notes.push(format!("{duplicates} duplicated"));
-    }
-    if let Some(why) = first_cut {
-        notes.push(format!("{cut} clients cut ({why})"));
-    }
-    if p99_ms >= P99_LIMIT_MS {
-        notes.push(format!("p99 {p99_ms} ms"));
-    }
     let elapsed = last_progress.duration_since(t0).as_secs_f64().max(1e-3);
     Point {
         server: target.name.clone(),

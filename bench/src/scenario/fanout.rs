@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::hist::Histogram;
 use crate::procstat::{self, CpuMeter};
 use crate::publish;
 use crate::receiver::{Group, Protocol};
-use crate::tally::Run;
+use crate::tally::{Run, Summary};
 
 /// A run passes when nothing is lost or duplicated, every publish
 /// succeeded, no subscriber was cut, and p99 stays under this.
@@ -250,40 +249,24 @@ async fn measure(
         .map_or(0.0, |k| k as f64 / 1024.0);
 
     let reports = group.finish().await;
-    let mut hist = Histogram::default();
-    let (mut delivered, mut duplicates, mut cut) = (0u64, 0u64, 0usize);
-    let mut first_cut = None;
-    for r in &reports {
-        hist.merge(&r.hist);
-        delivered += r.unique;
-        duplicates += r.duplicates;
-        if let Some(why) = &r.closed {
-            cut += 1;
-            first_cut.get_or_insert_with(|| why.clone());
-        }
-    }
-    let missing = expected.saturating_sub(delivered);
-    let p99_ms = ms(hist.quantile(0.99));
-    let mut notes = Vec::new();
-    if missing > 0 {
-        notes.push(format!("{missing} missing"));
-    }
-    if duplicates > 0 {
-        notes.push(format!("{duplicates} duplicated"));
-    }
-    if published.errors > 0 {
-        notes.push(format!(
+    let summary = Summary::of(&reports, expected);
+    let failed = (published.errors > 0).then(|| {
+        format!(
             "{} publishes failed ({})",
             published.errors,
             published.first_error.clone().unwrap_or_default()
-        ));
-    }
-    if let Some(why) = first_cut {
-        notes.push(format!("{cut} subscribers cut ({why})"));
-    }
-    if p99_ms >= P99_LIMIT_MS {
-        notes.push(format!("p99 {p99_ms} ms"));
-    }
+        )
+    });
+    let notes = summary.faults("subscribers", failed, P99_LIMIT_MS);
+    let Summary {
+        hist,
+        delivered,
+        duplicates,
+        missing,
+        cut,
+        ..
+    } = summary;
+    let p99_ms = ms(hist.quantile(0.99));
     Point {
         server: target.name.clone(),
         endpoint: endpoint.name().to_owned(),
