@@ -171,6 +171,7 @@ impl Board {
                 Some(self.toast(Level::Info, format!("{from}: {text}")))
             }
             Payload::Presence { .. } => None,
+            Payload::Message { text } => Some(self.toast(Level::Info, text)),
         }
     }
 

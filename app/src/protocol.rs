@@ -330,6 +330,12 @@ pub enum Payload {
         user: String,
         online: bool,
     },
+    /// A plain text message on a channel (`POST /publish/{channel}`,
+    /// `/ws/redis/{channel}`), delivered to the seed's clients exactly as
+    /// it was published.
+    Message {
+        text: String,
+    },
 }
 
 /// A position in a topic's stream. Offsets grow by one per event; the epoch
@@ -556,6 +562,9 @@ mod tests {
             Payload::Presence {
                 user: "a".into(),
                 online: true,
+            },
+            Payload::Message {
+                text: "plain \u{1} text".into(),
             },
         ];
         for (i, payload) in payloads.into_iter().enumerate() {

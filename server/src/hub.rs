@@ -30,9 +30,11 @@ pub enum Wire {
     Chat = 2,
     /// `{user}: {text}` (`/ws/secure/{topic}`).
     Secure = 3,
+    /// A channel's plain messages, exactly as published (`/ws/redis/{channel}`).
+    Message = 4,
 }
 
-const WIRES: usize = 4;
+const WIRES: usize = 5;
 
 /// One event on its way to local subscribers, shared by all of them. Each
 /// wire format is rendered once, by the first subscriber that needs it,

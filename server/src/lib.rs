@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod broker;
+pub mod channels;
 pub mod config;
 pub mod error;
 pub mod hub;
@@ -169,11 +170,13 @@ pub fn router(state: AppState) -> Router {
         .merge(rest::routes())
         .merge(auth::routes::routes())
         .merge(publish::routes())
+        .merge(channels::routes())
         .route("/ws", get(ws::echo_handler))
         .route("/ws/secure/{topic}", get(ws::secure_handler))
         .route("/ws/v1", get(ws::typed_handler))
         .route("/ws/{client_id}", get(ws::chat_handler))
         .route("/ws/notifications/{topic}", get(ws::notifications_handler))
+        .route("/ws/redis/{channel}", get(ws::channel_handler))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler));

@@ -5,6 +5,7 @@
 //! limits itself, closing with 1009 when a peer exceeds them.
 
 pub mod autobahn;
+pub mod channel;
 pub mod chat;
 pub mod deflate;
 pub mod echo;
@@ -410,6 +411,19 @@ pub async fn chat_handler(
         return e.into_response();
     }
     spawn_session(&state, upgrade, chat::Chat { client_id })
+}
+
+/// `GET /ws/redis/{channel}`: anonymous, like the seed's; channels are
+/// public topics.
+pub async fn channel_handler(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    upgrade: WsUpgrade,
+) -> Response {
+    match crate::channels::topic_of(&channel) {
+        Ok(topic) => spawn_session(&state, upgrade, channel::Channel { topic }),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// `GET /ws/notifications/{topic}`. Anonymous, so personal (`user:*`) and

@@ -23,6 +23,7 @@ pub fn render_text(payload: &Payload) -> Option<String> {
         Payload::Notification { title, body, .. } => Some(format!("{title}: {body}")),
         Payload::Chat { from, text } => Some(format!("{from}: {text}")),
         Payload::Presence { .. } => None,
+        Payload::Message { text } => Some(text.clone()),
     }
 }
 

@@ -108,6 +108,15 @@ pub(crate) fn may_publish(
             "this topic is written by the server only",
         ));
     }
+    // A channel carries plain messages and nothing else, so the seed's
+    // subscribers (`/ws/redis/{channel}`) see every event of their topic.
+    let on_channel = topic.starts_with(crate::channels::CHANNEL_PREFIX);
+    if on_channel != matches!(payload, Payload::Message { .. }) {
+        return Err((
+            ErrorCode::PublishForbidden,
+            "plain messages go to channel: topics, and channel: topics take only plain messages",
+        ));
+    }
     match payload {
         Payload::TaskCreated { .. } | Payload::TaskUpdated { .. } | Payload::TaskDeleted { .. } => {
             Err((
@@ -123,7 +132,7 @@ pub(crate) fn may_publish(
             user: user.username.clone(),
             online,
         }),
-        n @ Payload::Notification { .. } => Ok(n),
+        n @ (Payload::Notification { .. } | Payload::Message { .. }) => Ok(n),
     }
 }
 
@@ -426,5 +435,33 @@ mod tests {
             may_publish("room", deleted, Some(&ann)).unwrap_err().0,
             ErrorCode::PublishForbidden
         );
+    }
+
+    #[test]
+    fn channels_carry_plain_messages_only() {
+        let ann = user("ann");
+        let message = || Payload::Message { text: "hi".into() };
+        assert_eq!(
+            may_publish("channel:news", message(), Some(&ann)).unwrap(),
+            message()
+        );
+        assert_eq!(
+            may_publish("channel:news", message(), None).unwrap_err().0,
+            ErrorCode::Unauthorized
+        );
+        let chat = Payload::Chat {
+            from: "ann".into(),
+            text: "hi".into(),
+        };
+        assert_eq!(
+            may_publish("channel:news", chat, Some(&ann)).unwrap_err().0,
+            ErrorCode::PublishForbidden,
+            "a channel's seed subscribers would never see a chat message"
+        );
+        assert_eq!(
+            may_publish("room", message(), Some(&ann)).unwrap_err().0,
+            ErrorCode::PublishForbidden
+        );
+        assert!(may_read("channel:news", None).is_ok());
     }
 }
