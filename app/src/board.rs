@@ -129,11 +129,15 @@ impl Board {
                 None
             }
             ServerMessage::Resync { topic, .. } => {
+                // The live layer reloads the task list for `tasks`; a
+                // personal topic's lost notifications cannot be fetched.
+                let text = if topic.starts_with(PERSONAL_PREFIX) {
+                    "Some notifications were missed while the connection was catching up."
+                } else {
+                    "Some live changes were missed; the board was reloaded."
+                };
                 self.positions.remove(&topic);
-                Some(self.toast(
-                    Level::Warning,
-                    "Fell behind; reload to see every change.".into(),
-                ))
+                Some(self.toast(Level::Warning, text.into()))
             }
             ServerMessage::Error { message, .. } => Some(self.toast(Level::Error, message)),
             ServerMessage::Hello { .. }

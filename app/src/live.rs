@@ -4,8 +4,9 @@
 //! position the page knows (the server-rendered snapshot's at first, then
 //! the last event seen), so a reconnect replays exactly what was missed.
 //! Every message goes to the board's reducer; nothing else changes state.
-//! When the server reports that the gap could not be recovered, the task
-//! list is reloaded over REST. Reconnects back off exponentially with
+//! When the server reports that the gap could not be recovered (a resume
+//! answered `recovered: false`, or a `resync`), the task list is reloaded
+//! over REST. Reconnects back off exponentially with
 //! jitter, and a connection that hears nothing (not even the heartbeat) for
 //! two heartbeat intervals is treated as dead.
 //!
@@ -281,6 +282,11 @@ async fn session(
                 if resuming && !recovered {
                     page.reload.run(());
                 }
+            }
+            // Task events were lost for good (history no longer held
+            // them): the list is reloaded, as for a failed resume.
+            ServerMessage::Resync { topic, .. } if topic == TASKS => {
+                page.reload.run(());
             }
             ServerMessage::Authed { user, .. } if !personal_subscribed => {
                 // Resume the personal topic too, so a notification sent

@@ -461,8 +461,10 @@ pub enum ServerMessage {
     },
     /// Push: an event on a subscribed topic.
     Event(Event),
-    /// Push: the connection fell behind on `topic` and events were dropped;
-    /// reload state and resubscribe with `since`.
+    /// Push: events of `topic` were lost before they reached this
+    /// connection and history no longer holds them (or the stream restarted
+    /// in a new epoch). The subscription carries on with the next event;
+    /// reload the topic's state (e.g. `GET /tasks`).
     Resync { topic: String, reason: String },
     /// Push: application-level heartbeat (browsers cannot see pings).
     Heartbeat { ts: DateTime<Utc> },

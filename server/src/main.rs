@@ -39,11 +39,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = api.block_on(pulseboard::start(
-        config,
-        sessions.handle().clone(),
-        shutdown_signal(),
-    ));
+    // Signal handlers first, so a SIGTERM at any moment after start-up
+    // means a graceful shutdown.
+    let signal = {
+        let _runtime = api.enter();
+        shutdown_signal()
+    };
+    let outcome = api.block_on(pulseboard::start(config, sessions.handle().clone(), signal));
     // Sessions have ended (shutdown waited for them, or gave up after the
     // grace period); what is left is stopped without waiting further.
     sessions.shutdown_background();
@@ -56,30 +58,41 @@ fn main() -> ExitCode {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Starts listening for Ctrl-C and SIGTERM now, and returns a future that
+/// completes when either arrives.
+///
+/// Why now and not on the future's first poll: until a handler is
+/// installed, SIGTERM's default action kills the process on the spot, with
+/// no close frames and no draining. The accept loop may first poll this
+/// future only after it has accepted (and served) connections, so a
+/// deploy's SIGTERM right after start-up could otherwise kill instead of
+/// stopping gracefully. Must be called inside the runtime.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let (mut interrupt, mut terminate) = match (interrupt, terminate) {
+                (Ok(i), Ok(t)) => (i, t),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "cannot listen for SIGINT or SIGTERM");
+                    return std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("Ctrl-C received"),
+                _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C received"),
-        () = term => tracing::info!("SIGTERM received"),
+        tracing::info!("Ctrl-C received");
     }
 }

@@ -28,6 +28,10 @@ pub struct Metrics {
     pub login_failures: AtomicU64,
     pub auth_rejections: AtomicU64,
     pub token_expiry_closes: AtomicU64,
+    /// Holes in a topic's offsets filled from history before delivery.
+    pub gaps_repaired: AtomicU64,
+    /// Holes that history could not fill: the subscriber was sent `resync`.
+    pub resyncs: AtomicU64,
     /// Per bucket (not cumulative; the last one is `+Inf`).
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     latency_count: AtomicU64,
@@ -168,6 +172,18 @@ impl Metrics {
             "counter",
             "Connections closed because their token expired without a refresh.",
             self.token_expiry_closes.load(Relaxed),
+        );
+        metric(
+            "pulseboard_gaps_repaired_total",
+            "counter",
+            "Holes in a topic's offsets filled from history before delivery.",
+            self.gaps_repaired.load(Relaxed),
+        );
+        metric(
+            "pulseboard_resyncs_total",
+            "counter",
+            "Holes history could not fill: the subscriber was told to reload.",
+            self.resyncs.load(Relaxed),
         );
         metric(
             "pulseboard_events_published_total",

@@ -133,6 +133,15 @@ impl Realtime {
         }
     }
 
+    /// The events of `topic` after `since`, if they are all still kept.
+    pub async fn history(
+        &self,
+        topic: &str,
+        since: &StreamPosition,
+    ) -> Result<Recovery, BrokerError> {
+        self.broker.history(topic, since).await
+    }
+
     pub async fn publish(&self, topic: &str, payload: Payload) -> Result<Event, BrokerError> {
         let event = self.broker.publish(topic, payload).await?;
         self.metrics.published.fetch_add(1, Ordering::Relaxed);

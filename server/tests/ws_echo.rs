@@ -95,10 +95,17 @@ async fn shutdown_closes_sockets_with_1001() {
         .await
         .unwrap();
     next(&mut ws).await.unwrap().unwrap();
-    let exit = tokio::spawn(server.terminate());
-    match next(&mut ws).await {
-        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away),
-        other => panic!("expected close 1001, got {other:?}"),
+    let exit = tokio::spawn(server.stop());
+    let got = next(&mut ws).await;
+    // The server's own account of its shutdown, for any failure below.
+    let (clean, logs) = within("exit", exit).await.unwrap();
+    match got {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(frame.code, CloseCode::Away, "server log:\n{logs}")
+        }
+        other => panic!(
+            "expected close 1001, got {other:?}; exited cleanly: {clean}; server log:\n{logs}"
+        ),
     }
-    assert!(within("exit", exit).await.unwrap(), "clean exit");
+    assert!(clean, "clean exit; server log:\n{logs}");
 }

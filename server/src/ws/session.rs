@@ -45,7 +45,7 @@ use app::protocol::{Event, Payload, StreamPosition};
 use super::deflate;
 use super::stream::{FrameGuard, Link};
 use super::upgrade::EventCompression;
-use crate::broker::BrokerError;
+use crate::broker::{BrokerError, Recovery};
 use crate::hub::{ConnHandle, Delivery, Halt, HaltReason, Wire};
 use crate::metrics::LatencyBatch;
 use crate::pubsub::{Realtime, Subscribed};
@@ -88,8 +88,28 @@ pub trait Handler: Send + 'static {
     fn heartbeat(&self) -> Option<Frame> {
         None
     }
+    /// What to send when events of `topic` were lost for good (history no
+    /// longer holds them, or the stream restarted in a new epoch), if this
+    /// wire format can say so: the typed protocol's `resync`. The seed's
+    /// plain-text formats have no way to, and carry on.
+    fn resync(&self, _topic: &str, _reason: &str) -> Option<Frame> {
+        None
+    }
     /// Runs once when the session ends, whatever the reason.
     fn on_close(&mut self, ctx: &mut Ctx) -> impl Future<Output = ()> + Send;
+}
+
+/// What a live event means to a subscription.
+#[derive(Debug, PartialEq)]
+enum Admit {
+    /// The next event: send it.
+    New,
+    /// Already sent (as history, or covered by the subscribe position), or
+    /// of a topic this connection left: skip it.
+    Seen,
+    /// Events between the last one sent (this position) and this one never
+    /// arrived, or the stream moved to a new epoch: repair before sending.
+    Gap(StreamPosition),
 }
 
 /// A subscription's delivery state.
@@ -202,23 +222,163 @@ impl Ctx {
         self.rt.publish(topic, payload).await
     }
 
-    /// Whether a live event is new to this connection (not already sent as
-    /// history or covered by the subscribe position), and records it.
-    fn admit(&mut self, event: &Event) -> bool {
+    /// Checks a live event against what this connection has been sent,
+    /// and records it when it is the next one. Offsets are contiguous per
+    /// topic and epoch, so anything else is either old or a hole: a broker
+    /// that lost a message (Redis PUBLISH says nothing to a subscriber
+    /// whose link was down) must never become a silent gap.
+    fn admit(&mut self, event: &Event) -> Admit {
         let Some(sub) = self.subs.get_mut(&event.topic) else {
-            return false;
+            return Admit::Seen;
         };
-        if event.epoch != sub.epoch {
-            // The stream restarted (history lost): follow the new epoch.
+        if event.epoch == sub.epoch {
+            if event.offset <= sub.last {
+                return Admit::Seen;
+            }
+            if event.offset == sub.last + 1 {
+                sub.last = event.offset;
+                return Admit::New;
+            }
+        }
+        Admit::Gap(StreamPosition {
+            offset: sub.last,
+            epoch: sub.epoch.clone(),
+        })
+    }
+
+    /// Continues a subscription from `event` after its earlier events were
+    /// declared lost.
+    fn restart_at(&mut self, event: &Event) {
+        if let Some(sub) = self.subs.get_mut(&event.topic) {
             sub.epoch = event.epoch.clone();
             sub.last = event.offset;
-            return true;
         }
-        if event.offset <= sub.last {
-            return false;
+    }
+}
+
+/// Events being written in one go: their frames, and what is counted of
+/// them.
+struct Batch {
+    now: chrono::DateTime<chrono::Utc>,
+    latencies: LatencyBatch,
+    bytes: usize,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            now: chrono::Utc::now(),
+            latencies: LatencyBatch::default(),
+            bytes: 0,
         }
-        sub.last = event.offset;
-        true
+    }
+
+    /// Queues `delivery` as this endpoint renders it (if it does), in the
+    /// shared compressed form when the connection takes that.
+    fn queue<H: Handler>(
+        &mut self,
+        ctx: &mut Ctx,
+        handler: &H,
+        delivery: &Delivery,
+        compression: EventCompression,
+    ) {
+        let Some(text) = handler.render(delivery) else {
+            return;
+        };
+        let waited = (self.now - delivery.event.ts)
+            .num_microseconds()
+            .unwrap_or(0);
+        self.latencies.observe(waited.max(0) as u64);
+        let plain_len = text.len();
+        self.bytes += plain_len;
+        let compress =
+            compression == EventCompression::Shared && plain_len >= deflate::COMPRESS_FROM;
+        let payload = if compress {
+            delivery.deflated(H::WIRE, &text, deflate::message)
+        } else {
+            text
+        };
+        ctx.out.push(Out::Event {
+            payload,
+            compressed: compress,
+            plain_len,
+        });
+    }
+}
+
+/// Why a hole could not be filled, as the client is told.
+const LOST_FROM_HISTORY: &str = "events were lost and are no longer in the topic's history";
+const HISTORY_UNAVAILABLE: &str = "events were lost and the topic's history is unavailable";
+
+/// Fills the hole before `live`: fetches the events after `since` (the
+/// last one sent) from history and queues them in order, up to and
+/// including `live`. When history no longer has them, or the stream moved
+/// to a new epoch, the client is told to reload (`resync`, where the wire
+/// format has it) and the subscription carries on from `live`. Rare, so
+/// its per-event work (a rendering per repaired event, for this
+/// connection alone) does not matter.
+///
+/// `handler` is borrowed mutably only so that the future is `Send` (a
+/// handler need not be `Sync`).
+async fn repair<H: Handler>(
+    ctx: &mut Ctx,
+    handler: &mut H,
+    live: &Delivery,
+    since: StreamPosition,
+    compression: EventCompression,
+    batch: &mut Batch,
+) {
+    let event = &live.event;
+    let fetched = if event.epoch == since.epoch {
+        match ctx.rt.history(&event.topic, &since).await {
+            Ok(Recovery::Complete(events)) => Ok(events),
+            Ok(Recovery::Gap) => Err(LOST_FROM_HISTORY),
+            Err(e) => {
+                tracing::warn!(topic = %event.topic, error = %e, "history for a gap failed");
+                Err(HISTORY_UNAVAILABLE)
+            }
+        }
+    } else {
+        Err(LOST_FROM_HISTORY)
+    };
+    // History is used only if it runs without a hole from the last event
+    // sent up to this one, in this one's epoch.
+    let needed = event.offset.saturating_sub(since.offset) as usize;
+    let fetched = fetched.and_then(|events| {
+        let contiguous =
+            events.len() >= needed
+                && events.iter().take(needed).enumerate().all(|(i, e)| {
+                    e.offset == since.offset + 1 + i as u64 && e.epoch == event.epoch
+                });
+        if contiguous {
+            Ok(events)
+        } else {
+            Err(LOST_FROM_HISTORY)
+        }
+    });
+    match fetched {
+        Ok(events) => {
+            ctx.rt.metrics.gaps_repaired.fetch_add(1, Ordering::Relaxed);
+            for missed in events.into_iter().take(needed) {
+                if missed.offset == event.offset {
+                    // The live delivery itself: its rendering is shared.
+                    ctx.admit(event);
+                    batch.queue(ctx, &*handler, live, compression);
+                } else {
+                    ctx.admit(&missed);
+                    batch.queue(ctx, &*handler, &Delivery::new(missed), compression);
+                }
+            }
+        }
+        Err(reason) => {
+            ctx.rt.metrics.resyncs.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(topic = %event.topic, reason, "subscriber told to resync");
+            if let Some(frame) = handler.resync(&event.topic, reason) {
+                ctx.send(frame);
+            }
+            ctx.restart_at(event);
+            batch.queue(ctx, &*handler, live, compression);
+        }
     }
 }
 
@@ -468,42 +628,36 @@ pub async fn run<T, H>(
                     }
                 }
                 Wake::Events(first) => {
-                    let mut latencies = LatencyBatch::default();
-                    let now = chrono::Utc::now();
+                    let mut batch = Batch::new();
                     let mut next = Some(first);
-                    let (mut taken, mut bytes, mut released) = (0, 0, 0);
+                    let (mut taken, mut released) = (0, 0);
                     while let Some(delivery) = next.take() {
                         taken += 1;
                         released += delivery.weight();
-                        if ctx.admit(&delivery.event) {
-                            if let Some(text) = handler.render(&delivery) {
-                                let waited =
-                                    (now - delivery.event.ts).num_microseconds().unwrap_or(0);
-                                latencies.observe(waited.max(0) as u64);
-                                let plain_len = text.len();
-                                bytes += plain_len;
-                                let compress = compression == EventCompression::Shared
-                                    && plain_len >= deflate::COMPRESS_FROM;
-                                let payload = if compress {
-                                    delivery.deflated(H::WIRE, &text, deflate::message)
-                                } else {
-                                    text
-                                };
-                                ctx.out.push(Out::Event {
-                                    payload,
-                                    compressed: compress,
-                                    plain_len,
-                                });
+                        match ctx.admit(&delivery.event) {
+                            Admit::New => batch.queue(&mut ctx, &handler, &delivery, compression),
+                            Admit::Seen => {}
+                            // Boxed: rare, and its future holds a broker call.
+                            Admit::Gap(since) => {
+                                Box::pin(repair(
+                                    &mut ctx,
+                                    &mut handler,
+                                    &delivery,
+                                    since,
+                                    compression,
+                                    &mut batch,
+                                ))
+                                .await
                             }
                         }
-                        if taken < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                        if taken < MAX_BATCH && batch.bytes < MAX_BATCH_BYTES {
                             next = queue.try_recv().ok();
                         } else {
                             read_first = true;
                         }
                     }
                     ctx.conn.queued.fetch_sub(released, Ordering::Relaxed);
-                    metrics.record_latencies(&latencies);
+                    metrics.record_latencies(&batch.latencies);
                     if let Some(end) = flush(&mut ws, &link, &mut ctx, &metrics).await {
                         break 'session end;
                     }
@@ -634,6 +788,189 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::memory::{HistoryLimits, MemoryBroker};
+    use crate::hub::Hub;
+    use crate::metrics::Metrics;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use tokio::io::DuplexStream;
+    use yawc::{Options, Role};
+
+    /// Subscribes to one topic; renders `message` events as
+    /// `{offset}:{text}` and a resync as `resync {topic}`.
+    struct Probe {
+        topic: &'static str,
+    }
+
+    impl Handler for Probe {
+        async fn on_open(&mut self, ctx: &mut Ctx) -> Flow {
+            ctx.subscribe(self.topic, None).await.expect("subscribe");
+            Flow::Continue
+        }
+
+        async fn on_text(&mut self, _ctx: &mut Ctx, _text: &str) -> Flow {
+            Flow::Continue
+        }
+
+        const WIRE: Wire = Wire::Message;
+
+        fn render(&self, delivery: &Delivery) -> Option<Bytes> {
+            delivery.rendered(Self::WIRE, |e| match &e.payload {
+                Payload::Message { text } => Some(format!("{}:{text}", e.offset)),
+                _ => None,
+            })
+        }
+
+        fn resync(&self, topic: &str, _reason: &str) -> Option<Frame> {
+            Some(Frame::text(format!("resync {topic}")))
+        }
+
+        async fn on_close(&mut self, _ctx: &mut Ctx) {}
+    }
+
+    /// A memory broker whose deliveries of chosen offsets are lost on the
+    /// way to the hub, as a Redis PUBLISH is while a link is down; history
+    /// keeps them, as a Redis stream does.
+    struct Lossy {
+        rt: Realtime,
+        lose: Arc<Mutex<HashSet<u64>>>,
+    }
+
+    fn lossy(max_events: usize) -> Lossy {
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(64, 1 << 20, metrics.clone());
+        let sink = hub.clone();
+        let lose: Arc<Mutex<HashSet<u64>>> = Arc::default();
+        let lost = lose.clone();
+        let broker = MemoryBroker::new(
+            HistoryLimits {
+                max_events,
+                max_age: Duration::from_secs(60),
+            },
+            Arc::new(move |e: Event| {
+                if !lost.lock().unwrap().contains(&e.offset) {
+                    sink.deliver(e);
+                }
+            }),
+        );
+        Lossy {
+            rt: Realtime::new(hub, Arc::new(broker), metrics),
+            lose,
+        }
+    }
+
+    /// Runs a [`Probe`] session on an in-memory socket; returns the
+    /// client's end once the subscription is in place.
+    async fn probe(rt: &Realtime, topic: &'static str) -> WebSocket<DuplexStream> {
+        let (server, client) = tokio::io::duplex(1 << 16);
+        let (io, link) = FrameGuard::new(server);
+        let ws = WebSocket::from_stream(io, Role::Server, Options::default()).unwrap();
+        let limits = SessionLimits {
+            ping_interval: None,
+            rate_per_sec: 100.0,
+            rate_burst: 100.0,
+            max_subscriptions: 4,
+        };
+        tokio::spawn(run(
+            Box::new(ws),
+            link,
+            EventCompression::Off,
+            Probe { topic },
+            rt.clone(),
+            limits,
+            CancellationToken::new(),
+        ));
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !rt.hub.has_members(topic) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("subscribed within 5 s");
+        WebSocket::from_stream(client, Role::Client, Options::default()).unwrap()
+    }
+
+    async fn next_text(ws: &mut WebSocket<DuplexStream>) -> String {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next_frame())
+            .await
+            .expect("a frame within 5 s")
+            .expect("a frame");
+        frame.as_str().to_owned()
+    }
+
+    async fn publish(rt: &Realtime, topic: &str, text: &str) {
+        rt.publish(
+            topic,
+            Payload::Message {
+                text: text.to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn lost_deliveries_are_filled_from_history_in_order() {
+        let l = lossy(100);
+        let mut client = probe(&l.rt, "t").await;
+        l.lose.lock().unwrap().extend([2, 3]);
+        for text in ["a", "b", "c", "d", "e"] {
+            publish(&l.rt, "t", text).await;
+        }
+        for want in ["1:a", "2:b", "3:c", "4:d", "5:e"] {
+            assert_eq!(next_text(&mut client).await, want);
+        }
+        assert_eq!(l.rt.metrics.gaps_repaired.load(Ordering::Relaxed), 1);
+        assert_eq!(l.rt.metrics.resyncs.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_hole_history_cannot_fill_is_a_resync_then_live_events() {
+        // History keeps two events: 2 and 3 are gone by the time 5 arrives.
+        let l = lossy(2);
+        let mut client = probe(&l.rt, "t").await;
+        publish(&l.rt, "t", "a").await;
+        assert_eq!(next_text(&mut client).await, "1:a");
+        l.lose.lock().unwrap().extend([2, 3, 4]);
+        for text in ["b", "c", "d", "e", "f"] {
+            publish(&l.rt, "t", text).await;
+        }
+        assert_eq!(next_text(&mut client).await, "resync t");
+        assert_eq!(next_text(&mut client).await, "5:e");
+        assert_eq!(next_text(&mut client).await, "6:f");
+        assert_eq!(l.rt.metrics.resyncs.load(Ordering::Relaxed), 1);
+        assert_eq!(l.rt.metrics.gaps_repaired.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_new_epoch_is_a_resync_never_a_silent_restart() {
+        let l = lossy(100);
+        let mut client = probe(&l.rt, "t").await;
+        publish(&l.rt, "t", "a").await;
+        assert_eq!(next_text(&mut client).await, "1:a");
+        // The stream starts over (history lost): offsets restart at 1.
+        l.rt.forget("t").await.unwrap();
+        publish(&l.rt, "t", "b").await;
+        publish(&l.rt, "t", "c").await;
+        assert_eq!(next_text(&mut client).await, "resync t");
+        assert_eq!(next_text(&mut client).await, "1:b");
+        assert_eq!(next_text(&mut client).await, "2:c");
+        assert_eq!(l.rt.metrics.resyncs.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn contiguous_deliveries_need_no_repair() {
+        let l = lossy(100);
+        let mut client = probe(&l.rt, "t").await;
+        for text in ["a", "b", "c"] {
+            publish(&l.rt, "t", text).await;
+        }
+        for want in ["1:a", "2:b", "3:c"] {
+            assert_eq!(next_text(&mut client).await, want);
+        }
+        assert_eq!(l.rt.metrics.gaps_repaired.load(Ordering::Relaxed), 0);
+        assert_eq!(l.rt.metrics.resyncs.load(Ordering::Relaxed), 0);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn rate_limit_allows_the_burst_then_the_rate() {

@@ -358,6 +358,16 @@ impl Handler for Typed {
         ))
     }
 
+    fn resync(&self, topic: &str, reason: &str) -> Option<Frame> {
+        Some(Frame::text(
+            ServerMessage::Resync {
+                topic: topic.to_owned(),
+                reason: reason.to_owned(),
+            }
+            .to_json(),
+        ))
+    }
+
     async fn on_close(&mut self, _ctx: &mut Ctx) {}
 }
 
