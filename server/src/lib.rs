@@ -81,7 +81,17 @@ pub async fn build_state(
         max_age: Duration::from_secs(config.history_ttl_secs.max(1)),
     };
     let broker = MemoryBroker::new(limits, Arc::new(move |event| sink.deliver(event)));
-    let rt = Realtime::new(hub, Arc::new(broker), metrics.clone());
+    // What the last graceful shutdown saved, before anything is published.
+    // Failing to read it costs clients their resume, not the start.
+    match store.history().take().await {
+        Ok(saved) if !saved.is_empty() => {
+            tracing::info!(topics = saved.len(), "topic history restored");
+            broker.restore(saved);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the saved topic history"),
+    }
+    let rt = Realtime::new(hub, Arc::new(broker.clone()), metrics.clone());
     let gate = Arc::new(ConnectionGate::new(
         config.ws_max_connections,
         config.ws_max_connections_per_user,
@@ -114,6 +124,7 @@ pub async fn build_state(
         sessions: TaskTracker::new(),
         sessions_runtime: sessions,
         rt,
+        embedded_broker: broker,
         gate,
         metrics,
     })
@@ -268,8 +279,19 @@ pub async fn run(
     let cancel = state.shutdown.clone();
     let sessions = state.sessions.clone();
     let store = state.store.clone();
+    let broker = state.embedded_broker.clone();
     let app = router(state);
     serve::serve(listener, app, options, cancel, sessions, signal).await?;
+    // Requests and sessions have ended: close the broker (anything still
+    // trying to publish is refused) and keep its streams for the next start.
+    let saved = broker.close();
+    match store.history().save(&saved).await {
+        Ok(()) => tracing::info!(
+            topics = saved.len(),
+            "topic history saved for the next start"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not save the topic history"),
+    }
     store.close().await;
     Ok(())
 }

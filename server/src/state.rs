@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
+use crate::broker::memory::MemoryBroker;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pubsub::Realtime;
@@ -31,6 +32,9 @@ pub struct AppState {
     pub sessions_runtime: tokio::runtime::Handle,
     /// Topics, broker and local fan-out.
     pub rt: Realtime,
+    /// The in-process broker, whose streams a graceful shutdown saves in
+    /// the store for the next start.
+    pub embedded_broker: MemoryBroker,
     /// Counts open WebSocket connections against the limit.
     pub gate: Arc<ConnectionGate>,
     pub metrics: Arc<Metrics>,

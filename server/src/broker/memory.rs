@@ -11,6 +11,14 @@
 //! that left a quiet topic a moment ago still resumes it exactly. A topic
 //! that comes back starts a new epoch, which resuming clients see as
 //! `recovered: false`, never as silently reused offsets.
+//!
+//! A graceful shutdown closes the broker and takes every topic's state
+//! ([`MemoryBroker::close`]); the server keeps it in the database, and the
+//! next start puts it back ([`MemoryBroker::restore`]) with the same epochs
+//! and offsets, so clients resume across a restart. After a crash nothing
+//! is restored (the saved state is consumed by the start that restores
+//! it), so topics start new epochs and resuming clients are told
+//! `recovered: false` rather than handed reused offsets.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +30,7 @@ use futures::future::{self, BoxFuture};
 
 use app::protocol::{Event, Payload, StreamPosition};
 
-use super::{Broker, BrokerError, Deliver, Recovery};
+use super::{Broker, BrokerError, Deliver, Recovery, TopicState};
 
 /// Distinguishes brokers created in the same process (tests make several).
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
@@ -70,6 +78,9 @@ struct State {
     subscribed: HashSet<String>,
     /// Operations since the last sweep of idle topics.
     since_sweep: u32,
+    /// Set by [`MemoryBroker::close`]: publishing fails from then on, so
+    /// no event can follow the state handed over.
+    closed: bool,
 }
 
 /// Operations (publishes, subscribes, position reads) between two sweeps of
@@ -124,6 +135,7 @@ impl MemoryBroker {
                 topics: HashMap::new(),
                 subscribed: HashSet::new(),
                 since_sweep: 0,
+                closed: false,
             })),
             deliver,
             limits,
@@ -142,6 +154,67 @@ impl MemoryBroker {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Closes the broker for publishing and returns every topic's state,
+    /// atomically: an event is either in the state or was never published.
+    /// Topics that never had an event are left out (nothing to resume).
+    pub fn close(&self) -> Vec<TopicState> {
+        let mut state = self.lock();
+        state.closed = true;
+        let now = Instant::now();
+        let limits = self.limits;
+        let mut topics: Vec<TopicState> = state
+            .topics
+            .iter_mut()
+            .filter(|(_, t)| t.offset > 0)
+            .map(|(name, t)| {
+                t.prune(limits, now);
+                TopicState {
+                    topic: name.clone(),
+                    epoch: t.epoch.clone(),
+                    offset: t.offset,
+                    events: t.events.iter().map(|(_, e)| e.clone()).collect(),
+                }
+            })
+            .collect();
+        topics.sort_by(|a, b| a.topic.cmp(&b.topic));
+        topics
+    }
+
+    /// Puts back topics saved by [`close`](Self::close) in an earlier run,
+    /// before anything is published. Each event keeps its age (from its
+    /// timestamp), so history expires when it would have; a state whose
+    /// events do not run contiguously up to its offset keeps its epoch and
+    /// offset but none of them, so it can only answer "gap" for the
+    /// positions it cannot serve.
+    pub fn restore(&self, saved: Vec<TopicState>) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let wall = Utc::now();
+        for t in saved {
+            let contiguous = t
+                .events
+                .iter()
+                .rev()
+                .enumerate()
+                .all(|(i, e)| e.offset + i as u64 == t.offset && e.epoch == t.epoch);
+            let events = if contiguous { t.events } else { Vec::new() };
+            let mut topic = Topic {
+                epoch: t.epoch,
+                offset: t.offset,
+                touched: now,
+                events: events
+                    .into_iter()
+                    .map(|e| {
+                        let age = (wall - e.ts).to_std().unwrap_or_default();
+                        (now.checked_sub(age).unwrap_or(now), e)
+                    })
+                    .collect(),
+            };
+            topic.prune(self.limits, now);
+            state.topics.insert(t.topic, topic);
+        }
+    }
+
     fn new_topic(&self) -> Topic {
         let n = self.epochs.fetch_add(1, Ordering::Relaxed);
         Topic {
@@ -158,6 +231,11 @@ impl Broker for MemoryBroker {
         let now = Instant::now();
         let event = {
             let mut state = self.lock();
+            if state.closed {
+                return Box::pin(future::ready(Err(BrokerError::Unavailable(
+                    "the server is shutting down".into(),
+                ))));
+            }
             let deliver = state.subscribed.contains(topic);
             let limits = self.limits;
             let entry = match state.topics.get_mut(topic) {
@@ -318,6 +396,109 @@ mod tests {
         b.unsubscribe("a").await.unwrap();
         b.publish("a", chat(4)).await.unwrap();
         assert_eq!(b.position("a").await.unwrap().offset, 3);
+    }
+
+    #[tokio::test]
+    async fn a_closed_broker_hands_over_its_state_and_a_new_one_resumes_it() {
+        let (b, _) = broker(3);
+        for i in 0..5 {
+            b.publish("t", chat(i)).await.unwrap();
+        }
+        b.position("quiet").await.unwrap();
+        let epoch = b.position("t").await.unwrap().epoch;
+        let saved = b.close();
+        assert!(
+            matches!(
+                b.publish("t", chat(9)).await,
+                Err(BrokerError::Unavailable(_))
+            ),
+            "nothing may follow the state handed over"
+        );
+        assert_eq!(
+            saved.len(),
+            1,
+            "a topic without events has nothing to resume"
+        );
+        assert_eq!(
+            (saved[0].offset, saved[0].epoch.clone()),
+            (5, epoch.clone())
+        );
+        assert_eq!(
+            saved[0].events.iter().map(|e| e.offset).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+
+        let (next, seen) = broker(3);
+        next.restore(saved);
+        let since = StreamPosition {
+            offset: 3,
+            epoch: epoch.clone(),
+        };
+        match next.history("t", &since).await.unwrap() {
+            Recovery::Complete(events) => {
+                assert_eq!(
+                    events.iter().map(|e| e.offset).collect::<Vec<_>>(),
+                    vec![4, 5]
+                )
+            }
+            Recovery::Gap => panic!("the restored history serves the resume"),
+        }
+        let too_old = StreamPosition {
+            offset: 1,
+            epoch: epoch.clone(),
+        };
+        assert_eq!(next.history("t", &too_old).await.unwrap(), Recovery::Gap);
+        next.subscribe("t").await.unwrap();
+        let event = next.publish("t", chat(6)).await.unwrap();
+        assert_eq!((event.offset, event.epoch), (6, epoch));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn restored_events_keep_their_age_and_broken_states_keep_no_events() {
+        let (b, _) = broker(10);
+        let old = Event {
+            topic: "t".into(),
+            offset: 1,
+            epoch: "e".into(),
+            ts: Utc::now() - chrono::Duration::seconds(120),
+            payload: chat(1),
+        };
+        let fresh = Event {
+            offset: 2,
+            ts: Utc::now(),
+            ..old.clone()
+        };
+        b.restore(vec![
+            TopicState {
+                topic: "t".into(),
+                epoch: "e".into(),
+                offset: 2,
+                events: vec![old.clone(), fresh.clone()],
+            },
+            TopicState {
+                topic: "holey".into(),
+                epoch: "e".into(),
+                offset: 9,
+                events: vec![fresh.clone()],
+            },
+        ]);
+        let at = |offset| StreamPosition {
+            offset,
+            epoch: "e".into(),
+        };
+        // The 2-minute-old event is past the 60 s history age.
+        assert_eq!(b.history("t", &at(0)).await.unwrap(), Recovery::Gap);
+        assert_eq!(
+            b.history("t", &at(1)).await.unwrap(),
+            Recovery::Complete(vec![fresh])
+        );
+        assert_eq!(b.history("holey", &at(8)).await.unwrap(), Recovery::Gap);
+        assert_eq!(
+            b.history("holey", &at(9)).await.unwrap(),
+            Recovery::Complete(vec![])
+        );
+        assert_eq!(b.position("holey").await.unwrap(), at(9));
     }
 
     #[tokio::test]

@@ -41,6 +41,20 @@ pub enum Recovery {
     Gap,
 }
 
+/// What a topic's stream holds at a moment: its epoch, the offset of its
+/// latest event, and the events still kept. The in-process broker hands
+/// these over at a graceful shutdown and takes them back at the next start
+/// (see `store::history`), so a restart does not cost clients their
+/// resume.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopicState {
+    pub topic: String,
+    pub epoch: String,
+    pub offset: u64,
+    /// Oldest first, contiguous, ending at `offset` (or empty).
+    pub events: Vec<Event>,
+}
+
 /// Publish, subscribe, and recover history. See the module docs.
 pub trait Broker: Send + Sync + 'static {
     /// Appends `payload` to `topic`'s stream and delivers it to every

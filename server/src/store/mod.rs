@@ -19,7 +19,9 @@ use sqlx::{AnyPool, Row};
 use app::protocol::{Task, TaskStatus};
 
 mod creates;
+mod history;
 mod users;
+pub use history::HistoryStore;
 pub use users::{User, UserStore};
 
 /// Why a store operation failed.
@@ -293,6 +295,11 @@ impl TaskStore {
     /// The accounts table, on the same pool.
     pub fn users(&self) -> UserStore {
         UserStore::new(self.pool.clone())
+    }
+
+    /// Topic streams saved by a graceful shutdown.
+    pub fn history(&self) -> HistoryStore {
+        HistoryStore::new(self.pool.clone())
     }
 
     /// Closes every connection; SQLite checkpoints its WAL on the last close.

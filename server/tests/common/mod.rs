@@ -172,6 +172,12 @@ impl Server {
         }
     }
 
+    /// Kills the process with SIGKILL (a crash: no graceful shutdown) and
+    /// waits for it to be gone.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill the server");
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it
     /// exited successfully.
     pub async fn terminate(self) -> bool {
