@@ -27,6 +27,17 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// Redis URL (`redis://host:port/db`). When set, topics, history and
+    /// fan-out go through Redis, so several instances act as one; unset,
+    /// the in-process broker serves a single instance.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel Pulseboard uses, so that
+    /// several deployments (or test runs) can share one Redis.
+    #[arg(long, env = "PULSEBOARD_REDIS_PREFIX", default_value = "pulseboard")]
+    pub redis_prefix: String,
+
     /// Log filter in `tracing` syntax, e.g. `info` or `pulseboard=debug,info`.
     #[arg(long, env = "PULSEBOARD_LOG", default_value = "info")]
     pub log: String,

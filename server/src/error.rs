@@ -243,3 +243,11 @@ where
 fn path_message(rejection: &PathRejection) -> String {
     rejection.body_text()
 }
+
+/// The broker failing is the client's cue to retry, never a 500.
+impl From<crate::broker::BrokerError> for ApiError {
+    fn from(e: crate::broker::BrokerError) -> Self {
+        tracing::warn!(error = %e, "broker call failed");
+        ApiError::Unavailable("the broker is unavailable; retry".into())
+    }
+}

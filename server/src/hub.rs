@@ -15,7 +15,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use app::protocol::{Event, ServerMessage};
+use app::protocol::{Event, ServerMessage, StreamPosition};
+
+use crate::broker::Sink;
 
 use crate::metrics::Metrics;
 
@@ -43,6 +45,10 @@ const WIRES: usize = 5;
 #[derive(Debug)]
 pub struct Delivery {
     pub event: Event,
+    /// Not an event but where the topic's stream stands (see
+    /// [`Sink::head`]): only `topic`, `offset` and `epoch` of `event` mean
+    /// anything, and it is never written to a socket.
+    pub head: bool,
     rendered: [OnceLock<Option<Bytes>>; WIRES],
     deflated: [OnceLock<Bytes>; WIRES],
 }
@@ -51,8 +57,25 @@ impl Delivery {
     pub fn new(event: Event) -> Self {
         Delivery {
             event,
+            head: false,
             rendered: Default::default(),
             deflated: Default::default(),
+        }
+    }
+
+    /// A head marker for `topic` at `position`.
+    pub fn head(topic: &str, position: StreamPosition) -> Self {
+        Delivery {
+            head: true,
+            ..Delivery::new(Event {
+                topic: topic.to_owned(),
+                offset: position.offset,
+                epoch: position.epoch,
+                ts: chrono::Utc::now(),
+                payload: app::protocol::Payload::Message {
+                    text: String::new(),
+                },
+            })
         }
     }
 
@@ -259,7 +282,11 @@ impl Hub {
 
     /// Queues `event` for every local subscriber of its topic. Never blocks.
     pub fn deliver(&self, event: Event) {
-        let delivery = Arc::new(Delivery::new(event));
+        self.enqueue(Arc::new(Delivery::new(event)));
+    }
+
+    /// Puts `delivery` in the queue of every local subscriber of its topic.
+    fn enqueue(&self, delivery: Arc<Delivery>) {
         let t = self.lock();
         let Some(members) = t.members.get(&delivery.event.topic) else {
             return;
@@ -285,6 +312,17 @@ impl Hub {
                 }
             }
         }
+    }
+}
+
+/// The broker hands events and heads to the hub.
+impl Sink for Hub {
+    fn event(&self, event: Event) {
+        self.deliver(event);
+    }
+
+    fn head(&self, topic: &str, position: StreamPosition) {
+        self.enqueue(Arc::new(Delivery::head(topic, position)));
     }
 }
 

@@ -59,6 +59,8 @@ pub enum StartError {
     Secret(#[from] auth::jwt::SecretError),
     #[error("{0}")]
     Hasher(#[from] auth::password::HashError),
+    #[error("{0}")]
+    Redis(#[from] broker::redis::RedisConfigError),
 }
 
 /// Connects the store and assembles the shared state. WebSocket sessions
@@ -80,18 +82,37 @@ pub async fn build_state(
         max_events: config.history_size.max(1),
         max_age: Duration::from_secs(config.history_ttl_secs.max(1)),
     };
-    let broker = MemoryBroker::new(limits, Arc::new(move |event| sink.deliver(event)));
-    // What the last graceful shutdown saved, before anything is published.
-    // Failing to read it costs clients their resume, not the start.
-    match store.history().take().await {
-        Ok(saved) if !saved.is_empty() => {
-            tracing::info!(topics = saved.len(), "topic history restored");
-            broker.restore(saved);
+    let (broker, embedded): (Arc<dyn broker::Broker>, Option<MemoryBroker>) = match &config
+        .redis_url
+    {
+        Some(url) => {
+            let redis = broker::redis::RedisBroker::start(
+                url,
+                &config.redis_prefix,
+                limits,
+                Arc::new(sink),
+                metrics.clone(),
+            )?;
+            tracing::info!("broker: redis (history, fan-out and epochs shared by every instance)");
+            (Arc::new(redis), None)
         }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not read the saved topic history"),
-    }
-    let rt = Realtime::new(hub, Arc::new(broker.clone()), metrics.clone());
+        None => {
+            let memory = MemoryBroker::new(limits, Arc::new(sink));
+            // What the last graceful shutdown saved, before anything is
+            // published. Failing to read it costs clients their resume,
+            // not the start.
+            match store.history().take().await {
+                Ok(saved) if !saved.is_empty() => {
+                    tracing::info!(topics = saved.len(), "topic history restored");
+                    memory.restore(saved);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not read the saved topic history"),
+            }
+            (Arc::new(memory.clone()), Some(memory))
+        }
+    };
+    let rt = Realtime::new(hub, broker, metrics.clone());
     let gate = Arc::new(ConnectionGate::new(
         config.ws_max_connections,
         config.ws_max_connections_per_user,
@@ -124,7 +145,7 @@ pub async fn build_state(
         sessions: TaskTracker::new(),
         sessions_runtime: sessions,
         rt,
-        embedded_broker: broker,
+        embedded_broker: embedded,
         gate,
         metrics,
     })
@@ -279,19 +300,24 @@ pub async fn run(
     let cancel = state.shutdown.clone();
     let sessions = state.sessions.clone();
     let store = state.store.clone();
-    let broker = state.embedded_broker.clone();
+    let embedded = state.embedded_broker.clone();
+    let rt = state.rt.clone();
     let app = router(state);
     serve::serve(listener, app, options, cancel, sessions, signal).await?;
     // Requests and sessions have ended: close the broker (anything still
-    // trying to publish is refused) and keep its streams for the next start.
-    let saved = broker.close();
-    match store.history().save(&saved).await {
-        Ok(()) => tracing::info!(
-            topics = saved.len(),
-            "topic history saved for the next start"
-        ),
-        Err(e) => tracing::warn!(error = %e, "could not save the topic history"),
+    // trying to publish is refused) and, with the in-process one, keep its
+    // streams for the next start. Redis keeps its own.
+    if let Some(broker) = embedded {
+        let saved = broker.close();
+        match store.history().save(&saved).await {
+            Ok(()) => tracing::info!(
+                topics = saved.len(),
+                "topic history saved for the next start"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not save the topic history"),
+        }
     }
+    rt.shutdown().await;
     store.close().await;
     Ok(())
 }

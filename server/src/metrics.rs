@@ -32,6 +32,8 @@ pub struct Metrics {
     pub gaps_repaired: AtomicU64,
     /// Holes that history could not fill: the subscriber was sent `resync`.
     pub resyncs: AtomicU64,
+    /// Times the link to a networked broker was restored after a loss.
+    pub broker_reconnects: AtomicU64,
     /// Per bucket (not cumulative; the last one is `+Inf`).
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     latency_count: AtomicU64,
@@ -184,6 +186,12 @@ impl Metrics {
             "counter",
             "Holes history could not fill: the subscriber was told to reload.",
             self.resyncs.load(Relaxed),
+        );
+        metric(
+            "pulseboard_broker_reconnects_total",
+            "counter",
+            "Times the link to Redis was restored after a loss.",
+            self.broker_reconnects.load(Relaxed),
         );
         metric(
             "pulseboard_events_published_total",

@@ -4,13 +4,16 @@
 //! The broker is subscribed to a topic while at least one local connection
 //! wants it. Broker calls are asynchronous (a Redis round trip), so two
 //! connections joining and leaving at once could otherwise race and leave
-//! the broker unsubscribed from a topic that has members. Every change is
-//! therefore reconciled under one async lock against the hub's membership
-//! *at that moment*; the last reconciliation always sees the final state.
+//! the broker unsubscribed from a topic that has members. Each change is
+//! therefore reconciled under that topic's own async lock against the hub's
+//! membership *at that moment*; the last reconciliation always sees the
+//! final state. Topics never wait on each other: a slow subscribe to one
+//! does not hold up joins to any other.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use app::protocol::{Event, Payload, StreamPosition, Task};
 
@@ -34,8 +37,10 @@ pub struct Subscribed {
 pub struct Realtime {
     pub hub: Hub,
     broker: Arc<dyn Broker>,
-    /// Topics the broker is subscribed to; only touched under this lock.
-    synced: Arc<tokio::sync::Mutex<HashSet<String>>>,
+    /// Per topic being reconciled or subscribed: whether the broker is
+    /// subscribed, under that topic's own lock. An entry goes once the
+    /// broker is unsubscribed and nobody else holds its lock.
+    synced: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<bool>>>>>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -51,17 +56,28 @@ impl Realtime {
 
     /// Makes the broker's subscription to `topic` match the hub's members.
     async fn sync(&self, topic: &str) -> Result<(), BrokerError> {
-        let mut synced = self.synced.lock().await;
-        let wanted = self.hub.has_members(topic);
-        let have = synced.contains(topic);
-        if wanted && !have {
-            self.broker.subscribe(topic).await?;
-            synced.insert(topic.to_owned());
-        } else if !wanted && have {
-            self.broker.unsubscribe(topic).await?;
+        let slot = {
+            let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+            synced.entry(topic.to_owned()).or_default().clone()
+        };
+        let result = {
+            let mut have = slot.lock().await;
+            let wanted = self.hub.has_members(topic);
+            if wanted && !*have {
+                self.broker.subscribe(topic).await.map(|()| *have = true)
+            } else if !wanted && *have {
+                self.broker.unsubscribe(topic).await.map(|()| *have = false)
+            } else {
+                Ok(())
+            }
+        };
+        // Drop the entry if it says "not subscribed" and only the map and
+        // this call hold it: a later sync starts from a fresh "false".
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&slot) == 2 && slot.try_lock().is_ok_and(|have| !*have) {
             synced.remove(topic);
         }
-        Ok(())
+        result
     }
 
     /// Subscribes `conn` to `topic`; with `since`, also recovers what it
@@ -148,12 +164,16 @@ impl Realtime {
         Ok(event)
     }
 
-    /// Publishes a task change on [`TASKS_TOPIC`]. The change is already
-    /// stored, so a broker failure is logged rather than failing the request;
-    /// clients that miss it see a gap and reload.
+    /// Publishes a task change on [`TASKS_TOPIC`]. Writes check
+    /// [`healthy`](Self::healthy) first and are refused while the broker is
+    /// unreachable; if it fails between the store's commit and this
+    /// publish, the change is stored but its event is not, so the topic is
+    /// invalidated: it starts a new epoch once the broker is back, and every
+    /// board reloads its tasks instead of silently missing the change.
     pub async fn task_event(&self, payload: Payload) {
         if let Err(e) = self.publish(TASKS_TOPIC, payload).await {
-            tracing::error!(error = %e, "publishing a task event failed");
+            tracing::error!(error = %e, "publishing a task event failed; boards will reload");
+            self.broker.invalidate(TASKS_TOPIC);
         }
     }
 
@@ -203,6 +223,22 @@ impl Realtime {
 
     pub fn healthy(&self) -> bool {
         self.broker.healthy()
+    }
+
+    /// Fails fast while the broker is unreachable. Writes whose change
+    /// must become an event call this before touching the store, so a
+    /// change is not committed when its event cannot be published.
+    pub fn ensure_up(&self) -> Result<(), BrokerError> {
+        if self.broker.healthy() {
+            Ok(())
+        } else {
+            Err(BrokerError::Unavailable("the broker is unreachable".into()))
+        }
+    }
+
+    /// Stops the broker's background work (see [`Broker::shutdown`]).
+    pub async fn shutdown(&self) {
+        self.broker.shutdown().await
     }
 }
 

@@ -129,6 +129,7 @@ async fn create_task(
     Writer(actor): Writer,
     Json(body): Json<NewTask>,
 ) -> Result<Response, ApiError> {
+    state.rt.ensure_up()?;
     let title = validate_title(&body.title).map_err(validation)?;
     let description = body.description.unwrap_or_default();
     validate_description(&description).map_err(validation)?;
@@ -158,6 +159,7 @@ async fn update_task(
     headers: HeaderMap,
     Json(patch): Json<TaskPatch>,
 ) -> Result<Response, ApiError> {
+    state.rt.ensure_up()?;
     let expected = expected_version(&headers)?;
     let title = patch
         .title
@@ -197,6 +199,7 @@ async fn delete_task(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    state.rt.ensure_up()?;
     let expected = expected_version(&headers)?;
     let task = state
         .store

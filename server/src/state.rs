@@ -32,9 +32,9 @@ pub struct AppState {
     pub sessions_runtime: tokio::runtime::Handle,
     /// Topics, broker and local fan-out.
     pub rt: Realtime,
-    /// The in-process broker, whose streams a graceful shutdown saves in
-    /// the store for the next start.
-    pub embedded_broker: MemoryBroker,
+    /// The in-process broker, when no Redis is configured: a graceful
+    /// shutdown saves its streams in the store for the next start.
+    pub embedded_broker: Option<MemoryBroker>,
     /// Counts open WebSocket connections against the limit.
     pub gate: Arc<ConnectionGate>,
     pub metrics: Arc<Metrics>,

@@ -12,35 +12,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::cluster::{postgres_url, with_database};
 use common::{authed_client, client, Server};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn postgres_url() -> Option<String> {
-    match std::env::var("PULSEBOARD_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but PULSEBOARD_TEST_POSTGRES is not set: PostgreSQL tests cannot be skipped in CI")
-        }
-        _ => {
-            eprintln!("SKIPPED: PULSEBOARD_TEST_POSTGRES is not set");
-            None
-        }
-    }
-}
-
-/// `base` with its database name replaced.
-fn with_database(base: &str, name: &str) -> String {
-    let (head, tail) = match base.split_once('?') {
-        Some((h, t)) => (h, Some(t)),
-        None => (base, None),
-    };
-    let prefix = &head[..head.rfind('/').expect("a database in the URL") + 1];
-    match tail {
-        Some(t) => format!("{prefix}{name}?{t}"),
-        None => format!("{prefix}{name}"),
-    }
-}
 
 async fn status_and_body(resp: reqwest::Response) -> (StatusCode, Value) {
     let status = resp.status();

@@ -213,6 +213,7 @@ async fn delete_me(
     State(state): State<AppState>,
     RequireUser(user): RequireUser,
 ) -> Result<StatusCode, ApiError> {
+    state.rt.ensure_up()?;
     let unassigned = state
         .store
         .users()

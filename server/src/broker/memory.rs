@@ -260,7 +260,7 @@ impl Broker for MemoryBroker {
             // the hub in offset order even when published concurrently. The
             // callback only enqueues.
             if deliver {
-                (self.deliver)(event.clone());
+                self.deliver.event(event.clone());
             }
             state.tick(limits, now);
             event
@@ -326,8 +326,18 @@ impl Broker for MemoryBroker {
         Box::pin(future::ready(Ok(recovery)))
     }
 
+    fn invalidate(&self, topic: &str) {
+        // Publishing here fails only once closed at shutdown; a new epoch
+        // is still the honest answer for whoever resumes.
+        self.lock().topics.remove(topic);
+    }
+
     fn healthy(&self) -> bool {
         true
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(future::ready(()))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The broker: where every event is published and where history lives.
 //!
 //! All publishing goes through a [`Broker`] and comes back to this process
-//! through the [`Deliver`] callback the broker was built with, even in the
+//! through the [`Sink`] the broker was built with, even in the
 //! single-process case. That one delivery path is why the in-memory and the
 //! Redis implementation behave the same to the hub and the endpoints.
 //!
@@ -11,6 +11,7 @@
 //! a generic parameter.
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -18,10 +19,32 @@ use futures::future::BoxFuture;
 
 use app::protocol::{Event, Payload, StreamPosition};
 
-/// Called by the broker for every event on a topic this process subscribed
-/// to, in offset order per topic. It must not block: the hub's
-/// implementation only queues the event for each local subscriber.
-pub type Deliver = Arc<dyn Fn(Event) + Send + Sync>;
+/// Where a broker hands what it receives for this process. Neither method
+/// may block: the hub's implementation only queues for each local
+/// subscriber.
+pub trait Sink: Send + Sync + 'static {
+    /// An event of a topic this process subscribed to, in offset order per
+    /// topic.
+    fn event(&self, event: Event);
+
+    /// Where a subscribed topic's stream stands, sent after the link to a
+    /// networked back end was lost and restored (and periodically): events
+    /// published meanwhile never arrived through [`event`](Self::event),
+    /// so subscribers behind this position recover them from history, and
+    /// subscribers in an older epoch are told to reload.
+    fn head(&self, topic: &str, position: StreamPosition);
+}
+
+/// Closures take events and ignore heads (tests use them).
+impl<F: Fn(Event) + Send + Sync + 'static> Sink for F {
+    fn event(&self, event: Event) {
+        self(event)
+    }
+    fn head(&self, _topic: &str, _position: StreamPosition) {}
+}
+
+/// The sink a broker is built with.
+pub type Deliver = Arc<dyn Sink>;
 
 /// Why a broker operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +107,16 @@ pub trait Broker: Send + Sync + 'static {
     /// under the same name must not read the old one's notifications.
     fn forget(&self, topic: &str) -> BoxFuture<'_, Result<(), BrokerError>>;
 
+    /// Marks `topic` as possibly missing an event: something was committed
+    /// elsewhere (a task change in the store) but its publish failed. The
+    /// topic starts a new epoch as soon as the back end can be reached, so
+    /// every subscriber reloads instead of silently missing the change.
+    fn invalidate(&self, topic: &str);
+
     /// Whether the back end is currently reachable (for `/readyz`).
     fn healthy(&self) -> bool;
+
+    /// Stops background work (a networked broker's link). Publishing fails
+    /// from then on.
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
 }

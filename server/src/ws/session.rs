@@ -246,12 +246,27 @@ impl Ctx {
         })
     }
 
-    /// Continues a subscription from `event` after its earlier events were
+    /// Checks where a topic's stream stands (a head, see
+    /// [`crate::broker::Sink::head`]) against what this connection has been
+    /// sent: behind it, or in another epoch, is a gap to repair.
+    fn admit_head(&self, head: &Event) -> Admit {
+        match self.subs.get(&head.topic) {
+            Some(sub) if head.epoch != sub.epoch || head.offset > sub.last => {
+                Admit::Gap(StreamPosition {
+                    offset: sub.last,
+                    epoch: sub.epoch.clone(),
+                })
+            }
+            _ => Admit::Seen,
+        }
+    }
+
+    /// Continues a subscription from `at` after the events before it were
     /// declared lost.
-    fn restart_at(&mut self, event: &Event) {
-        if let Some(sub) = self.subs.get_mut(&event.topic) {
-            sub.epoch = event.epoch.clone();
-            sub.last = event.offset;
+    fn restart_at(&mut self, topic: &str, at: &StreamPosition) {
+        if let Some(sub) = self.subs.get_mut(topic) {
+            sub.epoch = at.epoch.clone();
+            sub.last = at.offset;
         }
     }
 }
@@ -312,11 +327,15 @@ const HISTORY_UNAVAILABLE: &str = "events were lost and the topic's history is u
 
 /// Fills the hole before `live`: fetches the events after `since` (the
 /// last one sent) from history and queues them in order, up to and
-/// including `live`. When history no longer has them, or the stream moved
-/// to a new epoch, the client is told to reload (`resync`, where the wire
-/// format has it) and the subscription carries on from `live`. Rare, so
-/// its per-event work (a rendering per repaired event, for this
-/// connection alone) does not matter.
+/// including `live` (for a head, up to and including its offset). When
+/// history no longer has them, the client is told to reload (`resync`,
+/// where the wire format has it) and the subscription carries on from
+/// `live`. When the stream moved to a new epoch (its back end lost it),
+/// the old epoch's tail is gone for good: the client is told to reload,
+/// and then gets the new epoch from its start if history still has it, so
+/// nothing the back end kept is skipped. Rare, so its per-event work (a
+/// rendering per repaired event, for this connection alone) does not
+/// matter.
 ///
 /// `handler` is borrowed mutably only so that the future is `Send` (a
 /// handler need not be `Sync`).
@@ -324,22 +343,27 @@ async fn repair<H: Handler>(
     ctx: &mut Ctx,
     handler: &mut H,
     live: &Delivery,
-    since: StreamPosition,
+    mut since: StreamPosition,
     compression: EventCompression,
     batch: &mut Batch,
 ) {
     let event = &live.event;
-    let fetched = if event.epoch == since.epoch {
-        match ctx.rt.history(&event.topic, &since).await {
-            Ok(Recovery::Complete(events)) => Ok(events),
-            Ok(Recovery::Gap) => Err(LOST_FROM_HISTORY),
-            Err(e) => {
-                tracing::warn!(topic = %event.topic, error = %e, "history for a gap failed");
-                Err(HISTORY_UNAVAILABLE)
-            }
+    let told = since.epoch != event.epoch;
+    if told {
+        resync(ctx, handler, &event.topic, LOST_FROM_HISTORY);
+        since = StreamPosition {
+            offset: 0,
+            epoch: event.epoch.clone(),
+        };
+        ctx.restart_at(&event.topic, &since);
+    }
+    let fetched = match ctx.rt.history(&event.topic, &since).await {
+        Ok(Recovery::Complete(events)) => Ok(events),
+        Ok(Recovery::Gap) => Err(LOST_FROM_HISTORY),
+        Err(e) => {
+            tracing::warn!(topic = %event.topic, error = %e, "history for a gap failed");
+            Err(HISTORY_UNAVAILABLE)
         }
-    } else {
-        Err(LOST_FROM_HISTORY)
     };
     // History is used only if it runs without a hole from the last event
     // sent up to this one, in this one's epoch.
@@ -360,7 +384,7 @@ async fn repair<H: Handler>(
         Ok(events) => {
             ctx.rt.metrics.gaps_repaired.fetch_add(1, Ordering::Relaxed);
             for missed in events.into_iter().take(needed) {
-                if missed.offset == event.offset {
+                if missed.offset == event.offset && !live.head {
                     // The live delivery itself: its rendering is shared.
                     ctx.admit(event);
                     batch.queue(ctx, &*handler, live, compression);
@@ -371,14 +395,30 @@ async fn repair<H: Handler>(
             }
         }
         Err(reason) => {
-            ctx.rt.metrics.resyncs.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(topic = %event.topic, reason, "subscriber told to resync");
-            if let Some(frame) = handler.resync(&event.topic, reason) {
-                ctx.send(frame);
+            if !told {
+                resync(ctx, handler, &event.topic, reason);
             }
-            ctx.restart_at(event);
-            batch.queue(ctx, &*handler, live, compression);
+            ctx.restart_at(
+                &event.topic,
+                &StreamPosition {
+                    offset: event.offset,
+                    epoch: event.epoch.clone(),
+                },
+            );
+            if !live.head {
+                batch.queue(ctx, &*handler, live, compression);
+            }
         }
+    }
+}
+
+/// Tells the client that events of `topic` were lost (where the wire
+/// format can say so).
+fn resync<H: Handler>(ctx: &mut Ctx, handler: &H, topic: &str, reason: &str) {
+    ctx.rt.metrics.resyncs.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(topic, reason, "subscriber told to resync");
+    if let Some(frame) = handler.resync(topic, reason) {
+        ctx.send(frame);
     }
 }
 
@@ -634,7 +674,12 @@ pub async fn run<T, H>(
                     while let Some(delivery) = next.take() {
                         taken += 1;
                         released += delivery.weight();
-                        match ctx.admit(&delivery.event) {
+                        let admit = if delivery.head {
+                            ctx.admit_head(&delivery.event)
+                        } else {
+                            ctx.admit(&delivery.event)
+                        };
+                        match admit {
                             Admit::New => batch.queue(&mut ctx, &handler, &delivery, compression),
                             Admit::Seen => {}
                             // Boxed: rare, and its future holds a broker call.
@@ -789,6 +834,7 @@ where
 mod tests {
     use super::*;
     use crate::broker::memory::{HistoryLimits, MemoryBroker};
+    use crate::broker::Sink;
     use crate::hub::Hub;
     use crate::metrics::Metrics;
     use std::collections::HashSet;
@@ -954,6 +1000,50 @@ mod tests {
         publish(&l.rt, "t", "c").await;
         assert_eq!(next_text(&mut client).await, "resync t");
         assert_eq!(next_text(&mut client).await, "1:b");
+        assert_eq!(next_text(&mut client).await, "2:c");
+        assert_eq!(l.rt.metrics.resyncs.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_head_ahead_of_the_last_event_sent_fills_the_tail_from_history() {
+        // Events 2 and 3 were published while the link was down and no
+        // later event comes: only the head says they exist.
+        let l = lossy(100);
+        let mut client = probe(&l.rt, "t").await;
+        publish(&l.rt, "t", "a").await;
+        assert_eq!(next_text(&mut client).await, "1:a");
+        l.lose.lock().unwrap().extend([2, 3]);
+        publish(&l.rt, "t", "b").await;
+        publish(&l.rt, "t", "c").await;
+        let head = l.rt.position("t").await.unwrap();
+        l.rt.hub.head("t", head.clone());
+        assert_eq!(next_text(&mut client).await, "2:b");
+        assert_eq!(next_text(&mut client).await, "3:c");
+        // A head it has reached changes nothing; the next event follows.
+        l.rt.hub.head("t", head);
+        publish(&l.rt, "t", "d").await;
+        assert_eq!(next_text(&mut client).await, "4:d");
+        assert_eq!(l.rt.metrics.gaps_repaired.load(Ordering::Relaxed), 1);
+        assert_eq!(l.rt.metrics.resyncs.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_head_in_a_new_epoch_is_a_resync_then_the_new_epoch_from_its_start() {
+        // The back end lost the stream and started over; the new epoch's
+        // first event never arrived live, but its history has it.
+        let l = lossy(100);
+        let mut client = probe(&l.rt, "t").await;
+        publish(&l.rt, "t", "a").await;
+        assert_eq!(next_text(&mut client).await, "1:a");
+        l.rt.forget("t").await.unwrap();
+        l.lose.lock().unwrap().insert(1);
+        publish(&l.rt, "t", "b").await;
+        let head = l.rt.position("t").await.unwrap();
+        l.rt.hub.head("t", head);
+        assert_eq!(next_text(&mut client).await, "resync t");
+        assert_eq!(next_text(&mut client).await, "1:b");
+        l.lose.lock().unwrap().clear();
+        publish(&l.rt, "t", "c").await;
         assert_eq!(next_text(&mut client).await, "2:c");
         assert_eq!(l.rt.metrics.resyncs.load(Ordering::Relaxed), 1);
     }

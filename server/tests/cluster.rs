@@ -1,0 +1,376 @@
+//! Several instances on one Redis and one PostgreSQL act as one server:
+//! events cross instances, clients resume on any instance, and Redis
+//! failing (its subscriber links cut, or the server killed and restarted
+//! empty) never becomes a silent gap or a duplicate.
+//!
+//! Each test starts its own `redis-server` on a free loopback port and
+//! creates its own database on the PostgreSQL server that
+//! `PULSEBOARD_TEST_POSTGRES` names (skipped when unset, failed under
+//! `CI=true`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::cluster::{instances, new_database, postgres_url, Redis};
+use common::ws::{self, connect, recv, recv_text, subscribe, typed, typed_as};
+use common::{authed_client, client, Server};
+use futures::SinkExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Cluster {
+    redis: Redis,
+    servers: Vec<Server>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+async fn cluster(n: usize, what: &str) -> Option<Cluster> {
+    let pg = postgres_url()?;
+    let redis = Redis::start().await;
+    let database = new_database(&pg, what).await;
+    let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<_> = dirs.iter().map(|d| d.path()).collect();
+    let servers = instances(n, &redis, &database, &paths, &[]).await;
+    Some(Cluster {
+        redis,
+        servers,
+        _dirs: dirs,
+    })
+}
+
+/// Waits until `/readyz` answers `status` (bounded: 20 s).
+async fn wait_ready(server: &Server, status: StatusCode) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = client()
+            .get(server.url("/readyz"))
+            .send()
+            .await
+            .map(|r| r.status());
+        if now.as_ref().is_ok_and(|s| *s == status) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz stayed {now:?}, expected {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn tasks_chat_and_channels_cross_instances() {
+    let Some(c) = cluster(2, "cross").await else {
+        return;
+    };
+    let (a, b) = (&c.servers[0], &c.servers[1]);
+
+    // A task created on B reaches a subscriber on A; an edit on A (with
+    // B's token: one secret for the cluster) follows with the next offset.
+    let mut sub = typed(&a.ws_url("")).await;
+    subscribe(&mut sub, 1, "tasks", None).await;
+    let writer = authed_client(&b.signup("ann").await);
+    let task: Value = writer
+        .post(b.url("/tasks"))
+        .json(&json!({"title": "made on B"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ev = recv(&mut sub).await;
+    assert_eq!(ev["payload"]["kind"], "task_created");
+    assert_eq!(ev["payload"]["task"], task);
+    assert_eq!(ev["offset"], 1);
+    let edited = writer
+        .patch(a.url(&format!("/tasks/{}", task["id"])))
+        .json(&json!({"status": "done"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), StatusCode::OK);
+    let ev = recv(&mut sub).await;
+    assert_eq!(
+        (ev["payload"]["kind"].as_str(), ev["offset"].as_u64()),
+        (Some("task_updated"), Some(2))
+    );
+    // Both instances list the same tasks (one database).
+    let listed: Value = client()
+        .get(a.url("/tasks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+
+    // The seed's chat: alice on A and bob on B hear each other.
+    let mut alice = connect(&a.ws_url("/ws/alice")).await;
+    let mut bob = connect(&b.ws_url("/ws/bob")).await;
+    alice.send(Message::text("ready")).await.unwrap();
+    assert_eq!(recv_text(&mut alice).await, "Client alice: ready");
+    bob.send(Message::text("here")).await.unwrap();
+    let mut first = recv_text(&mut bob).await;
+    if first == "Client alice: ready" {
+        first = recv_text(&mut bob).await;
+    }
+    assert_eq!(first, "Client bob: here");
+    assert_eq!(recv_text(&mut alice).await, "Client bob: here");
+
+    // The seed's Redis channels: published on B, received on A.
+    let mut news = connect(&a.ws_url("/ws/redis/news")).await;
+    a.wait_for_metric("pulseboard_subscriptions", 3).await;
+    let published = writer
+        .post(b.url("/publish/news?message=from%20B"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::OK);
+    assert_eq!(recv_text(&mut news).await, "from B");
+}
+
+#[tokio::test]
+async fn a_client_resumes_on_another_instance_with_nothing_lost_or_repeated() {
+    let Some(c) = cluster(2, "resume").await else {
+        return;
+    };
+    let (a, b) = (&c.servers[0], &c.servers[1]);
+    let mut publisher = typed_as(&b.ws_url(""), &b.signup("pub").await).await;
+
+    let mut s = typed(&a.ws_url("")).await;
+    subscribe(&mut s, 1, "feed", None).await;
+    for i in 0..3 {
+        ws::publish_chat(&mut publisher, 100 + i, "feed", &format!("m{i}")).await;
+    }
+    let mut last = Value::Null;
+    for i in 0..3 {
+        let ev = recv(&mut s).await;
+        assert_eq!(ev["payload"]["text"], format!("m{i}"));
+        last = json!({"offset": ev["offset"], "epoch": ev["epoch"]});
+    }
+    drop(s);
+    for i in 3..8 {
+        ws::publish_chat(&mut publisher, 100 + i, "feed", &format!("m{i}")).await;
+    }
+    // Back, on the other instance.
+    let mut s = typed(&b.ws_url("")).await;
+    let reply = subscribe(&mut s, 2, "feed", Some(last)).await;
+    assert_eq!(reply["recovered"], true, "{reply}");
+    assert_eq!(reply["position"]["offset"], 8);
+    for i in 3..8 {
+        let ev = recv(&mut s).await;
+        assert_eq!(ev["payload"]["text"], format!("m{i}"), "missed, in order");
+    }
+    ws::publish_chat(&mut publisher, 200, "feed", "live").await;
+    let ev = recv(&mut s).await;
+    assert_eq!(
+        (ev["offset"].as_u64(), ev["payload"]["text"].as_str()),
+        (Some(9), Some("live")),
+        "live after the replay, nothing repeated"
+    );
+}
+
+/// What one subscriber received: offsets per epoch, in arrival order, and
+/// how many `resync` pushes.
+#[derive(Default, Debug)]
+struct Received {
+    per_epoch: BTreeMap<String, Vec<u64>>,
+    /// Epochs in the order they were first seen.
+    epochs: Vec<String>,
+    resyncs: usize,
+}
+
+impl Received {
+    fn take(&mut self, v: &Value) {
+        match v["type"].as_str() {
+            Some("event") => {
+                let epoch = v["epoch"].as_str().unwrap().to_owned();
+                if !self.per_epoch.contains_key(&epoch) {
+                    self.epochs.push(epoch.clone());
+                }
+                self.per_epoch
+                    .entry(epoch)
+                    .or_default()
+                    .push(v["offset"].as_u64().unwrap());
+            }
+            Some("resync") => self.resyncs += 1,
+            _ => {}
+        }
+    }
+}
+
+/// Publishes `text` on `topic` through `server`'s REST API: the event's
+/// (offset, epoch) when it was accepted, `None` when refused with 503.
+async fn publish_rest(
+    http: &reqwest::Client,
+    server: &Server,
+    topic: &str,
+    text: &str,
+) -> Option<(u64, String)> {
+    let resp = http
+        .post(server.url("/publish"))
+        .json(&json!({"topic": topic,
+                      "payload": {"kind": "chat", "from": "p", "text": text}}))
+        .send()
+        .await
+        .unwrap();
+    match resp.status() {
+        StatusCode::CREATED => {
+            let v: Value = resp.json().await.unwrap();
+            Some((
+                v["offset"].as_u64().unwrap(),
+                v["epoch"].as_str().unwrap().to_owned(),
+            ))
+        }
+        StatusCode::SERVICE_UNAVAILABLE => {
+            let v: Value = resp.json().await.unwrap();
+            assert_eq!(v["error"], "unavailable", "{v}");
+            None
+        }
+        other => panic!("publish: unexpected {other}"),
+    }
+}
+
+/// Reads what `ws` receives until `done` says the expected events are in
+/// (bounded: 20 s).
+async fn collect_until(ws: &mut ws::Ws, got: &mut Received, done: impl Fn(&Received) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done(got) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still waiting; received so far: {got:?}"
+        );
+        let v = ws::within("an event", recv(ws)).await;
+        got.take(&v);
+    }
+}
+
+#[tokio::test]
+async fn cut_links_lose_nothing_and_a_redis_restart_is_a_reported_gap() {
+    let Some(mut c) = cluster(2, "faults").await else {
+        return;
+    };
+    let writer = authed_client(&c.servers[1].signup("pub").await);
+    let mut s = typed(&c.servers[0].ws_url("")).await;
+    let first = subscribe(&mut s, 1, "feed", None).await;
+    let epoch = first["position"]["epoch"].as_str().unwrap().to_owned();
+    let mut got = Received::default();
+    let mut accepted: Vec<(u64, String)> = Vec::new();
+
+    // 1. Links cut (Redis keeps its data) in the middle of a stream of
+    // publishes through B, first A's subscriber link alone (B goes on
+    // publishing what A cannot hear), then every subscriber link:
+    // whatever B accepted reaches the subscriber on A exactly once, in
+    // order, live or recovered from the stream once A's link is back.
+    for i in 0..30 {
+        if i == 10 {
+            c.redis.cut_busiest_subscriber().await;
+        }
+        if i == 20 {
+            let killed = c.redis.command("CLIENT KILL TYPE pubsub").await;
+            assert!(killed.is_some_and(|r| r.starts_with(':')), "CLIENT KILL");
+        }
+        if let Some(at) = publish_rest(&writer, &c.servers[1], "feed", &format!("a{i}")).await {
+            accepted.push(at);
+        }
+    }
+    for server in &c.servers {
+        wait_ready(server, StatusCode::OK).await;
+    }
+    // One more once both are back, so the stream's end is known.
+    let at = loop {
+        if let Some(at) = publish_rest(&writer, &c.servers[1], "feed", "after-cut").await {
+            break at;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    accepted.push(at);
+    let top = accepted.last().unwrap().0;
+    collect_until(&mut s, &mut got, |g| {
+        g.per_epoch.get(&epoch).and_then(|v| v.last()) == Some(&top)
+    })
+    .await;
+    assert!(
+        accepted.iter().all(|(_, e)| *e == epoch),
+        "same epoch: data kept"
+    );
+    assert_eq!(
+        got.per_epoch[&epoch],
+        (1..=top).collect::<Vec<_>>(),
+        "every accepted event once, in order; {} accepted",
+        accepted.len()
+    );
+    assert_eq!(got.resyncs, 0, "nothing was lost, so no reload");
+    assert!(
+        c.servers[0]
+            .metric("pulseboard_broker_reconnects_total")
+            .await
+            >= 2,
+        "A's link was cut twice and came back"
+    );
+
+    // 2. Redis killed and restarted empty: both instances report not
+    // ready, then ready; writes are refused while it is down (the task is
+    // not stored either); afterwards the topic is in a new epoch, the
+    // subscriber is told to reload, and publishing carries on.
+    c.redis.kill().await;
+    for server in &c.servers {
+        wait_ready(server, StatusCode::SERVICE_UNAVAILABLE).await;
+    }
+    let refused = writer
+        .post(c.servers[1].url("/tasks"))
+        .json(&json!({"title": "while redis is down"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        publish_rest(&writer, &c.servers[1], "feed", "down").await,
+        None
+    );
+    c.redis.restart().await;
+    for server in &c.servers {
+        wait_ready(server, StatusCode::OK).await;
+    }
+    let tasks: Value = client()
+        .get(c.servers[0].url("/tasks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tasks, json!([]), "a refused write stores nothing");
+    let (offset, new_epoch) = publish_rest(&writer, &c.servers[1], "feed", "fresh")
+        .await
+        .expect("publishing works again");
+    assert_ne!(new_epoch, epoch, "the lost stream is a new epoch");
+    assert_eq!(offset, 1);
+    collect_until(&mut s, &mut got, |g| {
+        g.per_epoch.get(&new_epoch).is_some_and(|v| v.contains(&1))
+    })
+    .await;
+    assert_eq!(got.per_epoch[&new_epoch], vec![1], "once");
+    assert!(got.resyncs >= 1, "told to reload: {got:?}");
+    assert_eq!(got.epochs, vec![epoch.clone(), new_epoch.clone()]);
+
+    // A client resuming from before the restart, on either instance, is
+    // told its events are gone.
+    for server in &c.servers {
+        let mut late = typed(&server.ws_url("")).await;
+        let reply = subscribe(
+            &mut late,
+            9,
+            "feed",
+            Some(json!({"offset": top, "epoch": epoch})),
+        )
+        .await;
+        assert_eq!(reply["recovered"], false, "{reply}");
+        assert_eq!(reply["position"]["epoch"], new_epoch.as_str());
+    }
+}
