@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # hydrate).
 CARGO_FLAGS_ENV := RUSTFLAGS="--cfg erase_components" LEPTOS_OUTPUT_NAME=pulseboard
 
-.PHONY: run dev build test test-unit test-e2e test-autobahn test-release setup setup-test lint bench clean
+.PHONY: run cluster dev build test test-unit test-e2e test-autobahn test-release setup setup-test lint bench clean
 
 setup:
 	scripts/setup.sh build
@@ -24,6 +24,12 @@ setup-test:
 run: setup
 	cargo leptos build --release
 	LEPTOS_ENV=PROD target/release/pulseboard
+
+## Two instances on one Redis and one PostgreSQL behind nginx on
+## http://127.0.0.1:3000 (see the README's scale-out section).
+cluster: setup
+	cargo leptos build --release
+	scripts/cluster.sh
 
 ## Rebuild and reload on every change.
 dev: setup

@@ -52,4 +52,10 @@ if [[ "$what" == "test" ]]; then
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
   fi
+  # The scale-out tests start redis-server processes of their own.
+  if ! command -v redis-server >/dev/null; then
+    step "installing Debian's redis-server"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
+  fi
 fi

@@ -63,6 +63,29 @@ pub enum StartError {
     Redis(#[from] broker::redis::RedisConfigError),
 }
 
+/// What the broker hands this process: events and heads go to the hub's
+/// subscribers, announcements to the connection gate.
+struct LocalSink {
+    hub: Hub,
+    gate: Arc<ConnectionGate>,
+}
+
+impl broker::Sink for LocalSink {
+    fn event(&self, event: app::protocol::Event) {
+        self.hub.deliver(event);
+    }
+
+    fn head(&self, topic: &str, position: app::protocol::StreamPosition) {
+        broker::Sink::head(&self.hub, topic, position);
+    }
+
+    fn announcement(&self, announcement: broker::Announcement) {
+        match announcement {
+            broker::Announcement::AccountDeleted { user_id } => self.gate.end_user(user_id),
+        }
+    }
+}
+
 /// Connects the store and assembles the shared state. WebSocket sessions
 /// are spawned on `sessions` (see `main.rs` for why a runtime of their own).
 pub async fn build_state(
@@ -77,11 +100,20 @@ pub async fn build_state(
         config.ws_send_queue_bytes,
         metrics.clone(),
     );
-    let sink = hub.clone();
+    let gate = Arc::new(ConnectionGate::new(
+        config.ws_max_connections,
+        config.ws_max_connections_per_user,
+        metrics.clone(),
+    ));
+    let sink = LocalSink {
+        hub: hub.clone(),
+        gate: gate.clone(),
+    };
     let limits = HistoryLimits {
         max_events: config.history_size.max(1),
         max_age: Duration::from_secs(config.history_ttl_secs.max(1)),
     };
+    let mut shared_limits = None;
     let (broker, embedded): (Arc<dyn broker::Broker>, Option<MemoryBroker>) = match &config
         .redis_url
     {
@@ -93,6 +125,13 @@ pub async fn build_state(
                 Arc::new(sink),
                 metrics.clone(),
             )?;
+            shared_limits = Some(auth::shared::SharedLimits::new(
+                redis.connection(),
+                &config.redis_prefix,
+                config.login_max_failures,
+                Duration::from_secs(config.login_lockout_secs.max(1)),
+                config.register_max_per_hour,
+            ));
             tracing::info!("broker: redis (history, fan-out and epochs shared by every instance)");
             (Arc::new(redis), None)
         }
@@ -113,11 +152,6 @@ pub async fn build_state(
         }
     };
     let rt = Realtime::new(hub, broker, metrics.clone());
-    let gate = Arc::new(ConnectionGate::new(
-        config.ws_max_connections,
-        config.ws_max_connections_per_user,
-        metrics.clone(),
-    ));
     let secret = auth::jwt::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
     let auth = Arc::new(auth::Auth {
         keys: auth::jwt::Keys::new(&secret, Duration::from_secs(config.token_ttl_secs.max(1))),
@@ -130,6 +164,7 @@ pub async fn build_state(
             config.register_max_per_hour,
             Duration::from_secs(3600),
         ),
+        shared: shared_limits,
         open_writes: config.open_writes,
     });
     if config.open_writes {

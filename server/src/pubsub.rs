@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use app::protocol::{Event, Payload, StreamPosition, Task};
 
-use crate::broker::{Broker, BrokerError, Recovery};
+use crate::broker::{Announcement, Broker, BrokerError, Recovery};
 use crate::hub::{ConnHandle, Hub};
 use crate::metrics::Metrics;
 
@@ -234,6 +234,11 @@ impl Realtime {
         } else {
             Err(BrokerError::Unavailable("the broker is unreachable".into()))
         }
+    }
+
+    /// Sends `announcement` to every instance (see [`Broker::announce`]).
+    pub async fn announce(&self, announcement: Announcement) -> Result<(), BrokerError> {
+        self.broker.announce(announcement).await
     }
 
     /// Stops the broker's background work (see [`Broker::shutdown`]).

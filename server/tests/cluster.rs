@@ -28,12 +28,16 @@ struct Cluster {
 }
 
 async fn cluster(n: usize, what: &str) -> Option<Cluster> {
+    cluster_with(n, what, &[]).await
+}
+
+async fn cluster_with(n: usize, what: &str, extra: &[&str]) -> Option<Cluster> {
     let pg = postgres_url()?;
     let redis = Redis::start().await;
     let database = new_database(&pg, what).await;
     let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
     let paths: Vec<_> = dirs.iter().map(|d| d.path()).collect();
-    let servers = instances(n, &redis, &database, &paths, &[]).await;
+    let servers = instances(n, &redis, &database, &paths, extra).await;
     Some(Cluster {
         redis,
         servers,
@@ -373,4 +377,75 @@ async fn cut_links_lose_nothing_and_a_redis_restart_is_a_reported_gap() {
         assert_eq!(reply["recovered"], false, "{reply}");
         assert_eq!(reply["position"]["epoch"], new_epoch.as_str());
     }
+}
+
+#[tokio::test]
+async fn deleting_an_account_on_one_instance_closes_its_sockets_on_the_other() {
+    let Some(c) = cluster(2, "delete").await else {
+        return;
+    };
+    let (a, b) = (&c.servers[0], &c.servers[1]);
+    let token = a.signup("ann").await;
+    let mut on_b = typed_as(&b.ws_url(""), &token).await;
+    subscribe(&mut on_b, 1, "user:ann", None).await;
+    let deleted = authed_client(&token)
+        .delete(a.url("/users/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        u16::from(ws::closed_with(&mut on_b, Duration::from_secs(5)).await),
+        4003
+    );
+    // And the token is refused on B too (one database).
+    let me = authed_client(&token)
+        .get(b.url("/users/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn login_throttling_and_the_registration_quota_hold_across_instances() {
+    let Some(c) = cluster_with(
+        2,
+        "throttle",
+        &["--login-max-failures", "3", "--register-max-per-hour", "3"],
+    )
+    .await
+    else {
+        return;
+    };
+    let (a, b) = (&c.servers[0], &c.servers[1]);
+    a.signup("ann").await;
+    // Failures on A, then on B: three in all lock the name everywhere.
+    for server in [a, a, b] {
+        assert_eq!(
+            server.login("ann", "wrong password").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for server in [b, a] {
+        let refused = server.login("ann", "wrong password").await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=300).contains(&wait), "Retry-After {wait}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"], "too_many_attempts");
+    }
+    // Another name is not affected.
+    b.signup("bob").await;
+    // Registrations: ann and bob took two of the address's three.
+    assert_eq!(
+        a.register("cat", common::PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    let over = b.register("dan", common::PASSWORD).await;
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
 }

@@ -3,6 +3,7 @@
 //! * [`jwt`]: signing and checking tokens, and where the secret comes from.
 //! * [`password`]: argon2id hashing off the async threads.
 //! * [`throttle`]: refusing repeated failed logins.
+//! * [`shared`]: the same limits in Redis, for several instances.
 //! * [`routes`]: `/auth/register`, `/token`, `/auth/refresh`, `/users/me`.
 //!
 //! A token proves who someone is only while its account exists: every
@@ -19,8 +20,10 @@
 pub mod jwt;
 pub mod password;
 pub mod routes;
+pub mod shared;
 pub mod throttle;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -41,9 +44,52 @@ pub struct Auth {
     pub throttle: LoginThrottle,
     /// Accounts registered per client address per hour.
     pub registrations: throttle::AddressQuota,
+    /// With Redis configured: the throttle and quota shared by every
+    /// instance, used instead of the in-process ones.
+    pub shared: Option<shared::SharedLimits>,
     /// Task writes without a token (for demos). Tokens that are sent are
     /// still checked.
     pub open_writes: bool,
+}
+
+impl Auth {
+    /// A login attempt on `username` from `addr`, counted as a failure
+    /// until [`login_succeeded`](Self::login_succeeded).
+    pub async fn login_attempt(
+        &self,
+        username: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        match &self.shared {
+            Some(shared) => shared.attempt(username, addr).await,
+            None => self
+                .throttle
+                .attempt(username, addr)
+                .map_err(ApiError::TooManyAttempts),
+        }
+    }
+
+    /// Clears `username`'s failures and refunds the address's attempt.
+    pub async fn login_succeeded(&self, username: &str, addr: Option<IpAddr>) {
+        match &self.shared {
+            Some(shared) => shared.succeeded(username, addr).await,
+            None => {
+                self.throttle.succeeded(username);
+                self.throttle.refund(addr);
+            }
+        }
+    }
+
+    /// Takes one registration from the address's quota.
+    pub async fn registration(&self, addr: Option<IpAddr>) -> Result<(), ApiError> {
+        match &self.shared {
+            Some(shared) => shared.registration(addr).await,
+            None => self
+                .registrations
+                .take(addr)
+                .map_err(ApiError::TooManyRegistrations),
+        }
+    }
 }
 
 /// An authenticated caller: the account, and until when the token that

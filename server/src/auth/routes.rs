@@ -112,11 +112,7 @@ async fn register(
         return Err(ApiError::UsernameTaken);
     }
     // Counted once the request would cost a hash and a row.
-    state
-        .auth
-        .registrations
-        .take(addr)
-        .map_err(ApiError::TooManyRegistrations)?;
+    state.auth.registration(addr).await?;
     let hash = state
         .auth
         .hasher
@@ -149,11 +145,7 @@ async fn token(
     if validate_username(&form.username).is_err()
         || form.password.chars().count() > app::protocol::PASSWORD_MAX
     {
-        state
-            .auth
-            .throttle
-            .attempt("", addr)
-            .map_err(ApiError::TooManyAttempts)?;
+        state.auth.login_attempt("", addr).await?;
         state
             .metrics
             .login_failures
@@ -162,11 +154,7 @@ async fn token(
     }
     // Counted as a failure from here until the password is found right, so
     // concurrent guesses cannot all get past the throttle.
-    state
-        .auth
-        .throttle
-        .attempt(&form.username, addr)
-        .map_err(ApiError::TooManyAttempts)?;
+    state.auth.login_attempt(&form.username, addr).await?;
     let user = state.store.users().by_name(&form.username).await?;
     let ok = state
         .auth
@@ -178,8 +166,7 @@ async fn token(
         .await;
     match user {
         Some(user) if ok => {
-            state.auth.throttle.succeeded(&form.username);
-            state.auth.throttle.refund(addr);
+            state.auth.login_succeeded(&form.username, addr).await;
             tracing::info!(user = %user.username, "token issued");
             token_response(&state, user.id, &user.username)
         }
@@ -224,7 +211,15 @@ async fn delete_me(
             other => ApiError::from(other),
         })?;
     tracing::info!(user = %user.username, "account deleted");
+    // Here at once, and on every other instance through the broker.
     state.gate.end_user(user.id);
+    if let Err(e) = state
+        .rt
+        .announce(crate::broker::Announcement::AccountDeleted { user_id: user.id })
+        .await
+    {
+        tracing::error!(error = %e, "announcing an account's deletion to other instances failed");
+    }
     // Whoever registers this name next starts with an empty personal topic.
     if let Err(e) = state
         .rt

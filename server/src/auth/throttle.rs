@@ -7,9 +7,10 @@
 //! spraying many usernames is stopped too, while a household behind one
 //! address is not locked out by one forgetful member.
 //!
-//! The counts live in this process: with several instances each keeps its
-//! own, so an attacker gets the allowance once per instance. Entries are
-//! pruned as they expire and the table is bounded.
+//! These counts live in this process, for the single-instance default;
+//! with Redis configured, [`super::shared`] keeps the same counts in Redis
+//! so that every instance enforces one allowance. Entries are pruned as
+//! they expire and the table is bounded.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -30,7 +30,7 @@ use futures::future::{self, BoxFuture};
 
 use app::protocol::{Event, Payload, StreamPosition};
 
-use super::{Broker, BrokerError, Deliver, Recovery, TopicState};
+use super::{Announcement, Broker, BrokerError, Deliver, Recovery, TopicState};
 
 /// Distinguishes brokers created in the same process (tests make several).
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
@@ -330,6 +330,11 @@ impl Broker for MemoryBroker {
         // Publishing here fails only once closed at shutdown; a new epoch
         // is still the honest answer for whoever resumes.
         self.lock().topics.remove(topic);
+    }
+
+    fn announce(&self, announcement: Announcement) -> BoxFuture<'_, Result<(), BrokerError>> {
+        self.deliver.announcement(announcement);
+        Box::pin(future::ready(Ok(())))
     }
 
     fn healthy(&self) -> bool {

@@ -33,6 +33,18 @@ pub trait Sink: Send + Sync + 'static {
     /// so subscribers behind this position recover them from history, and
     /// subscribers in an older epoch are told to reload.
     fn head(&self, topic: &str, position: StreamPosition);
+
+    /// An announcement from any instance, this one included.
+    fn announcement(&self, _announcement: Announcement) {}
+}
+
+/// Something every instance must act on at once, sent through the broker
+/// so that it reaches connections wherever they are.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Announcement {
+    /// The account is gone: close its sockets (4003) on every instance.
+    AccountDeleted { user_id: i64 },
 }
 
 /// Closures take events and ignore heads (tests use them).
@@ -112,6 +124,9 @@ pub trait Broker: Send + Sync + 'static {
     /// topic starts a new epoch as soon as the back end can be reached, so
     /// every subscriber reloads instead of silently missing the change.
     fn invalidate(&self, topic: &str);
+
+    /// Sends `announcement` to every instance's sink, this one's included.
+    fn announce(&self, announcement: Announcement) -> BoxFuture<'_, Result<(), BrokerError>>;
 
     /// Whether the back end is currently reachable (for `/readyz`).
     fn healthy(&self) -> bool;

@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use app::protocol::{Event, Payload, StreamPosition};
 
 use super::memory::HistoryLimits;
-use super::{Broker, BrokerError, Deliver, Recovery};
+use super::{Announcement, Broker, BrokerError, Deliver, Recovery};
 use crate::metrics::Metrics;
 
 /// Longest a single Redis call may take before it counts as failed: writes
@@ -108,10 +108,12 @@ struct Stored {
 
 /// Messages between instances on the control channel.
 #[derive(Serialize, Deserialize, Debug)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
 enum Control {
     /// A topic's epoch was reset: every instance re-checks its head.
     Head { topic: String },
+    /// For every instance's sink.
+    Announce(Announcement),
 }
 
 struct Inner {
@@ -205,6 +207,13 @@ impl RedisBroker {
         });
         tokio::spawn(link_task(inner.clone()));
         Ok(RedisBroker { inner })
+    }
+}
+
+impl RedisBroker {
+    /// The command connection, for other cluster-wide state (login limits).
+    pub fn connection(&self) -> ConnectionManager {
+        self.inner.conn.clone()
     }
 }
 
@@ -333,6 +342,7 @@ impl Inner {
                         tokio::spawn(async move { me.check(vec![topic]).await });
                     }
                 }
+                Ok(Control::Announce(announcement)) => self.sink.announcement(announcement),
                 Err(e) => tracing::warn!(error = %e, "unreadable control message"),
             }
             return;
@@ -620,6 +630,23 @@ impl Broker for RedisBroker {
             let inner = self.inner.clone();
             tokio::spawn(async move { inner.reset_invalid().await });
         }
+    }
+
+    fn announce(&self, announcement: Announcement) -> BoxFuture<'_, Result<(), BrokerError>> {
+        let inner = &self.inner;
+        Box::pin(async move {
+            inner.usable()?;
+            let text =
+                serde_json::to_string(&Control::Announce(announcement)).map_err(unavailable)?;
+            let mut conn = inner.conn.clone();
+            call(
+                redis::cmd("PUBLISH")
+                    .arg(inner.control_channel())
+                    .arg(text)
+                    .query_async::<()>(&mut conn),
+            )
+            .await
+        })
     }
 
     fn healthy(&self) -> bool {
