@@ -129,6 +129,20 @@ enum Command {
         #[arg(long, default_value_t = 19_000)]
         goal: usize,
     },
+    /// The scale-out soak against running instances that share one Redis
+    /// and database and allow open writes (`make soak` starts them).
+    Soak {
+        /// The instances' addresses, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        addrs: Vec<SocketAddr>,
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// Task changes per second, sent to the instances in turn.
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        #[arg(long, default_value_t = 60.0)]
+        duration: f64,
+    },
     /// Handshakes per second against a running server.
     Connect {
         #[command(flatten)]
@@ -278,6 +292,19 @@ async fn main() -> std::process::ExitCode {
                 )
             })
         }
+        Command::Soak {
+            addrs,
+            subscribers,
+            rate,
+            duration,
+        } => scenario::soak::run(&addrs, subscribers, rate, Duration::from_secs_f64(duration))
+            .await
+            .map(|outcome| {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&outcome).unwrap_or_default()
+                )
+            }),
         Command::Echo {
             target,
             connections,

@@ -5,3 +5,4 @@ pub mod connect;
 pub mod echo;
 pub mod fanout;
 pub mod idle;
+pub mod soak;
