@@ -52,10 +52,14 @@ if [[ "$what" == "test" ]]; then
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
   fi
-  # The scale-out tests start redis-server processes of their own.
-  if ! command -v redis-server >/dev/null; then
-    step "installing Debian's redis-server"
+  # The scale-out tests start redis-server processes of their own; the
+  # browser test of the cluster puts nginx in front of two instances.
+  missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+  if ((${#missing[@]})); then
+    step "installing Debian's ${missing[*]}"
     apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
   fi
 fi
