@@ -113,6 +113,7 @@ pub async fn build_state(
         max_events: config.history_size.max(1),
         max_age: Duration::from_secs(config.history_ttl_secs.max(1)),
     };
+    let shutdown = CancellationToken::new();
     let mut shared_limits = None;
     let (broker, embedded): (Arc<dyn broker::Broker>, Option<MemoryBroker>) = match &config
         .redis_url
@@ -125,6 +126,12 @@ pub async fn build_state(
                 Arc::new(sink),
                 metrics.clone(),
             )?;
+            gate.set_cluster(ws::seats::ClusterSeats::start(
+                redis.connection(),
+                &config.redis_prefix,
+                config.ws_max_connections_per_user,
+                shutdown.clone(),
+            ));
             shared_limits = Some(auth::shared::SharedLimits::new(
                 redis.connection(),
                 &config.redis_prefix,
@@ -176,7 +183,7 @@ pub async fn build_state(
         config: Arc::new(config),
         store,
         leptos,
-        shutdown: CancellationToken::new(),
+        shutdown,
         sessions: TaskTracker::new(),
         sessions_runtime: sessions,
         rt,

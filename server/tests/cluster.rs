@@ -449,3 +449,71 @@ async fn login_throttling_and_the_registration_quota_hold_across_instances() {
     let over = b.register("dan", common::PASSWORD).await;
     assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test]
+async fn the_per_account_connection_limit_counts_every_instance() {
+    let Some(c) = cluster_with(2, "seats", &["--ws-max-connections-per-user", "2"]).await else {
+        return;
+    };
+    let (a, b) = (&c.servers[0], &c.servers[1]);
+    let token = a.signup("ann").await;
+    let mut first = typed_as(&a.ws_url(""), &token).await;
+    let second = typed_as(&a.ws_url(""), &token).await;
+    // The third, on the other instance, is one too many for the account.
+    let mut third = signed_in_socket(b, &token).await;
+    assert_eq!(
+        u16::from(ws::closed_with(&mut third, Duration::from_secs(5)).await),
+        1008
+    );
+    // A seat given back on A is free on B.
+    drop(second);
+    a.wait_for_metric("pulseboard_ws_connections", 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut admitted = loop {
+        let mut again = signed_in_socket(b, &token).await;
+        ws::send(&mut again, json!({"type": "ping", "id": 7})).await;
+        match ws::within("a reply or a close", recv_or_close(&mut again)).await {
+            Some(reply) => {
+                assert_eq!(reply, json!({"type": "pong", "id": 7}));
+                break again;
+            }
+            None => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the seat given back on A never became free on B"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    subscribe(&mut admitted, 1, "tasks", None).await;
+    subscribe(&mut first, 1, "tasks", None).await;
+}
+
+/// A `/ws/v1` socket signed in at the upgrade, before anything is read.
+async fn signed_in_socket(server: &Server, token: &str) -> ws::Ws {
+    ws::connect_with(
+        &server.ws_url("/ws/v1"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .expect("the upgrade is answered")
+    .0
+}
+
+/// The next non-heartbeat message, or `None` if the server closed instead.
+async fn recv_or_close(ws: &mut ws::Ws) -> Option<Value> {
+    use futures::StreamExt;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] != "heartbeat" && v["type"] != "hello" {
+                    return Some(v);
+                }
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}

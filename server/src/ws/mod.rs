@@ -10,6 +10,7 @@ pub mod chat;
 pub mod deflate;
 pub mod echo;
 pub mod notify;
+pub mod seats;
 pub mod secure;
 pub mod session;
 pub mod stream;
@@ -154,6 +155,8 @@ pub struct ConnectionGate {
     metrics: Arc<Metrics>,
     per_user_max: usize,
     per_user: std::sync::Mutex<HashMap<i64, Seats>>,
+    /// With Redis: the per-account count across every instance.
+    cluster: std::sync::OnceLock<Arc<seats::ClusterSeats>>,
 }
 
 /// An account's live connections on this instance: how many, and the
@@ -169,6 +172,8 @@ pub struct UserPermit {
     user_id: i64,
     /// Cancelled when the account is deleted; the session closes with 4003.
     pub ended: CancellationToken,
+    /// The cluster-wide seat, when Redis is configured and answered.
+    _cluster: Option<seats::ClusterSeat>,
 }
 
 impl Drop for UserPermit {
@@ -204,7 +209,32 @@ impl ConnectionGate {
             metrics,
             per_user_max,
             per_user: Default::default(),
+            cluster: Default::default(),
         }
+    }
+
+    /// Counts accounts' connections across the cluster from now on.
+    pub fn set_cluster(&self, seats: Arc<seats::ClusterSeats>) {
+        let _ = self.cluster.set(seats);
+    }
+
+    /// [`try_acquire_user`](Self::try_acquire_user), and with Redis a seat
+    /// in the account's count across every instance too.
+    pub async fn acquire_user(self: &Arc<Self>, user_id: i64) -> Option<UserPermit> {
+        let mut permit = self.try_acquire_user(user_id)?;
+        if let Some(cluster) = self.cluster.get() {
+            match cluster.take(user_id).await {
+                seats::Taken::Seated(seat) => permit._cluster = Some(seat),
+                seats::Taken::Unavailable => {}
+                seats::Taken::Full => {
+                    self.metrics
+                        .connections_rejected
+                        .fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+        Some(permit)
     }
 
     /// A slot for one more connection of `user_id`, or `None` when the
@@ -226,6 +256,7 @@ impl ConnectionGate {
             gate: self.clone(),
             user_id,
             ended: seats.ended.clone(),
+            _cluster: None,
         })
     }
 
@@ -336,7 +367,7 @@ pub async fn typed_handler(
         .ping_interval()
         .map_or(0, |d| d.as_millis() as u64);
     let seat = match &user {
-        Some(u) => match state.gate.try_acquire_user(u.id) {
+        Some(u) => match state.gate.acquire_user(u.id).await {
             Some(permit) => Some(permit),
             None => return over_user_limit(&state, upgrade),
         },
@@ -374,7 +405,7 @@ pub async fn secure_handler(
     if let Err(e) = checked_segment(&topic) {
         return e.into_response();
     }
-    let Some(seat) = state.gate.try_acquire_user(user.id) else {
+    let Some(seat) = state.gate.acquire_user(user.id).await else {
         return over_user_limit(&state, upgrade);
     };
     let handler = secure::Secure { user, topic, seat };

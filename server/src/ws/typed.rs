@@ -188,7 +188,7 @@ impl Typed {
         }
         let seat = match self.seat.take() {
             Some(seat) => seat,
-            None => match self.gate.try_acquire_user(user.id) {
+            None => match self.gate.acquire_user(user.id).await {
                 Some(seat) => seat,
                 None => return Flow::Close(CloseCode::Policy, super::USER_LIMIT_REASON.into()),
             },
