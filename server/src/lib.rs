@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod presence;
 pub mod publish;
 pub mod pubsub;
 pub mod rest;
@@ -115,6 +116,7 @@ pub async fn build_state(
     };
     let shutdown = CancellationToken::new();
     let mut shared_limits = None;
+    let mut presence_conn = None;
     let (broker, embedded): (Arc<dyn broker::Broker>, Option<MemoryBroker>) = match &config
         .redis_url
     {
@@ -126,6 +128,7 @@ pub async fn build_state(
                 Arc::new(sink),
                 metrics.clone(),
             )?;
+            presence_conn = Some(redis.connection());
             gate.set_cluster(ws::seats::ClusterSeats::start(
                 redis.connection(),
                 &config.redis_prefix,
@@ -158,7 +161,18 @@ pub async fn build_state(
             (Arc::new(memory.clone()), Some(memory))
         }
     };
-    let rt = Realtime::new(hub, broker, metrics.clone());
+    let mut rt = Realtime::new(hub, broker, metrics.clone());
+    if let Some(conn) = presence_conn {
+        // Members outlive one and a half heartbeat intervals, so a crashed
+        // instance's users are gone within a heartbeat or two.
+        let beat = config.ping_interval().unwrap_or(Duration::from_secs(30));
+        rt = rt.with_presence(presence::Presence::redis(
+            conn,
+            &config.redis_prefix,
+            (beat * 3 / 2).max(Duration::from_secs(3)),
+            shutdown.clone(),
+        ));
+    }
     let secret = auth::jwt::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
     let auth = Arc::new(auth::Auth {
         keys: auth::jwt::Keys::new(&secret, Duration::from_secs(config.token_ttl_secs.max(1))),

@@ -19,7 +19,9 @@ use crate::error::{ApiError, Json};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/publish", post(publish))
+    Router::new()
+        .route("/publish", post(publish))
+        .route("/presence/{topic}", axum::routing::get(presence))
 }
 
 /// Body of `POST /publish`.
@@ -58,4 +60,24 @@ async fn publish(
             epoch: event.epoch,
         }),
     ))
+}
+
+/// `GET /presence/{topic}`: the signed-in users subscribed to a topic, on
+/// every instance. A personal topic's presence is its owner's business.
+async fn presence(
+    State(state): State<AppState>,
+    RequireUser(user): RequireUser,
+    axum::extract::Path(topic): axum::extract::Path<String>,
+) -> Result<axum::Json<crate::presence::Listing>, ApiError> {
+    validate_topic(&topic).map_err(|e| ApiError::Validation(format!("topic: {e}")))?;
+    if topic.starts_with("user:") && topic != app::protocol::user_topic(&user.username) {
+        return Err(ApiError::Forbidden(
+            "the presence of another user's personal topic is not yours to read".into(),
+        ));
+    }
+    let listing = state.rt.presence.list(&topic).await.map_err(|e| {
+        tracing::warn!(error = %e, "reading presence failed");
+        ApiError::Unavailable("presence is unavailable; retry".into())
+    })?;
+    Ok(axum::Json(listing))
 }

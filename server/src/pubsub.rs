@@ -20,6 +20,7 @@ use app::protocol::{Event, Payload, StreamPosition, Task};
 use crate::broker::{Announcement, Broker, BrokerError, Recovery};
 use crate::hub::{ConnHandle, Hub};
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 
 /// The topic on which every task change is published.
 pub const TASKS_TOPIC: &str = "tasks";
@@ -42,16 +43,27 @@ pub struct Realtime {
     /// broker is unsubscribed and nobody else holds its lock.
     synced: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<bool>>>>>,
     pub metrics: Arc<Metrics>,
+    /// Who is subscribed where (signed-in subscriptions).
+    pub presence: Presence,
 }
 
 impl Realtime {
+    /// With presence kept in this process; see
+    /// [`with_presence`](Self::with_presence).
     pub fn new(hub: Hub, broker: Arc<dyn Broker>, metrics: Arc<Metrics>) -> Self {
         Realtime {
             hub,
             broker,
             synced: Arc::default(),
             metrics,
+            presence: Presence::local(),
         }
+    }
+
+    /// Keeps presence in `presence` instead (Redis, for several instances).
+    pub fn with_presence(mut self, presence: Presence) -> Self {
+        self.presence = presence;
+        self
     }
 
     /// Makes the broker's subscription to `topic` match the hub's members.

@@ -490,6 +490,105 @@ async fn the_per_account_connection_limit_counts_every_instance() {
     subscribe(&mut first, 1, "tasks", None).await;
 }
 
+/// Presence members expire one and a half heartbeat intervals after their
+/// instance last renewed them: 3 s with the 2 s interval used here.
+#[tokio::test]
+async fn presence_lists_users_of_every_instance_and_forgets_a_crashed_one() {
+    let Some(mut c) = cluster_with(2, "presence", &["--ws-ping-interval-secs", "2"]).await else {
+        return;
+    };
+    let (ann, bob) = (
+        c.servers[0].signup("ann").await,
+        c.servers[0].signup("bob").await,
+    );
+    let room = c.servers[0].url("/presence/room");
+    let listing = |token: &str| {
+        let (client, url) = (authed_client(token), room.clone());
+        async move {
+            let reply = client.get(url).send().await.unwrap();
+            assert_eq!(reply.status(), StatusCode::OK);
+            reply.json::<Value>().await.unwrap()
+        }
+    };
+    let users = |v: &Value| v["users"].clone();
+
+    // ann on A, bob twice on B: A lists all three subscriptions.
+    let mut ann_ws = typed_as(&c.servers[0].ws_url(""), &ann).await;
+    subscribe(&mut ann_ws, 1, "room", None).await;
+    let mut bob_ws = typed_as(&c.servers[1].ws_url(""), &bob).await;
+    subscribe(&mut bob_ws, 1, "room", None).await;
+    let mut bob_again = typed_as(&c.servers[1].ws_url(""), &bob).await;
+    subscribe(&mut bob_again, 1, "room", None).await;
+    let seen = eventually("both users listed", || async {
+        let now = listing(&ann).await;
+        (now["connections"] == 3).then_some(now)
+    })
+    .await;
+    assert_eq!(users(&seen), json!(["ann", "bob"]));
+    assert_eq!(seen["topic"], "room");
+
+    // Leaving is seen at once, not at expiry.
+    ws::send(
+        &mut bob_again,
+        json!({"type": "unsubscribe", "id": 2, "topic": "room"}),
+    )
+    .await;
+    assert_eq!(recv(&mut bob_again).await["type"], "unsubscribed");
+    eventually("bob's second subscription gone", || async {
+        (listing(&ann).await["connections"] == 2).then_some(())
+    })
+    .await;
+
+    // Anonymous callers and other people's personal topics are refused.
+    let anonymous = client()
+        .get(c.servers[0].url("/presence/room"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let personal = authed_client(&ann)
+        .get(c.servers[0].url("/presence/user:bob"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(personal.status(), StatusCode::FORBIDDEN);
+    let bad = authed_client(&ann)
+        .get(c.servers[0].url("/presence/no%20spaces"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let why: Value = bad.json().await.unwrap();
+    assert!(why["message"].as_str().unwrap().contains("topic"), "{why}");
+
+    // B crashes: nobody tells Redis, and bob is gone once his member
+    // expires (3 s), well within 10 s.
+    c.servers.remove(1).kill().await;
+    let after = eventually("bob dropped after B crashed", || async {
+        let now = listing(&ann).await;
+        (now["connections"] == 1).then_some(now)
+    })
+    .await;
+    assert_eq!(users(&after), json!(["ann"]));
+    drop((bob_ws, bob_again));
+}
+
+/// Polls `check` every 50 ms until it gives a value (bounded: 10 s).
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A `/ws/v1` socket signed in at the upgrade, before anything is read.
 async fn signed_in_socket(server: &Server, token: &str) -> ws::Ws {
     ws::connect_with(

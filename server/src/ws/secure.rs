@@ -28,6 +28,7 @@ impl Handler for Secure {
     async fn on_open(&mut self, ctx: &mut Ctx) -> Flow {
         ctx.set_deadline(Some(self.user.remaining()));
         ctx.watch_account(self.seat.ended.clone());
+        ctx.sign_in(&self.user.username);
         let topic = self.topic.clone();
         match ctx.subscribe(&topic, None).await {
             Ok(_) => Flow::Continue,

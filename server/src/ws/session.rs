@@ -149,6 +149,8 @@ pub struct Ctx {
     account: Option<CancellationToken>,
     /// `deadline` or `account` changed since the session last looked.
     watch_changed: bool,
+    /// The signed-in user, whose subscriptions count in presence.
+    who: Option<String>,
 }
 
 /// Why a subscribe failed.
@@ -176,6 +178,15 @@ impl Ctx {
         self.watch_changed = true;
     }
 
+    /// The connection is `user`'s from now on: its subscriptions, those
+    /// already made included, count in the topics' presence.
+    pub fn sign_in(&mut self, user: &str) {
+        for topic in self.subs.keys() {
+            self.rt.presence.join(topic, user, self.conn.id);
+        }
+        self.who = Some(user.to_owned());
+    }
+
     /// Queues a frame; it is written after the handler returns.
     pub fn send(&mut self, frame: Frame) {
         self.out.push(Out::Frame(frame));
@@ -199,6 +210,9 @@ impl Ctx {
             return Err(SubscribeError::TooMany(self.max_subscriptions));
         }
         let sub = self.rt.subscribe(&self.conn, topic, since).await?;
+        if let Some(who) = &self.who {
+            self.rt.presence.join(topic, who, self.conn.id);
+        }
         self.subs.insert(
             topic.to_owned(),
             Sub {
@@ -213,6 +227,9 @@ impl Ctx {
     pub async fn unsubscribe(&mut self, topic: &str) -> bool {
         if self.subs.remove(topic).is_none() {
             return false;
+        }
+        if self.who.is_some() {
+            self.rt.presence.leave(topic, self.conn.id);
         }
         self.rt.unsubscribe(self.conn.id, topic).await;
         true
@@ -524,6 +541,7 @@ pub async fn run<T, H>(
         deadline: None,
         account: None,
         watch_changed: false,
+        who: None,
     };
     let mut rate = RateLimit::new(limits.rate_per_sec, limits.rate_burst);
     let period = limits.ping_interval.unwrap_or(Duration::from_secs(3600));

@@ -196,6 +196,9 @@ impl Typed {
         ctx.watch_account(seat.ended.clone());
         self.seat = Some(seat);
         ctx.set_deadline(Some(user.remaining()));
+        if self.user.is_none() {
+            ctx.sign_in(&user.username);
+        }
         reply(
             ctx,
             &ServerMessage::Authed {
@@ -214,6 +217,9 @@ impl Handler for Typed {
         ctx.set_deadline(self.user.as_ref().map(AuthUser::remaining));
         if let Some(seat) = &self.seat {
             ctx.watch_account(seat.ended.clone());
+        }
+        if let Some(user) = &self.user {
+            ctx.sign_in(&user.username);
         }
         reply(
             ctx,
