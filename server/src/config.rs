@@ -119,6 +119,22 @@ pub struct Config {
     #[arg(long, env = "PULSEBOARD_HISTORY_TTL_SECS", default_value_t = 600)]
     pub history_ttl_secs: u64,
 
+    /// Bytes of events (their JSON size) one topic's history keeps; the
+    /// oldest go first.
+    #[arg(long, env = "PULSEBOARD_HISTORY_MAX_BYTES", default_value_t = 4 << 20)]
+    pub history_max_bytes: usize,
+
+    /// Bytes of events all topics' histories keep together in the
+    /// in-process broker; the oldest events of any topic go first. (With
+    /// Redis, its own `maxmemory` bounds the total.)
+    #[arg(long, env = "PULSEBOARD_HISTORY_MAX_TOTAL_BYTES", default_value_t = 256 << 20)]
+    pub history_max_total_bytes: usize,
+
+    /// Bytes of events one resume may send; a client further behind is
+    /// answered `recovered: false` and reloads its state instead.
+    #[arg(long, env = "PULSEBOARD_RECOVERY_MAX_BYTES", default_value_t = 1 << 20)]
+    pub recovery_max_bytes: usize,
+
     /// Origins allowed to open WebSockets (comma-separated, exact match,
     /// e.g. `https://board.example.com`). The server's own
     /// `http://<addr>` and the local development addresses are always

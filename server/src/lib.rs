@@ -113,6 +113,8 @@ pub async fn build_state(
     let limits = HistoryLimits {
         max_events: config.history_size.max(1),
         max_age: Duration::from_secs(config.history_ttl_secs.max(1)),
+        max_bytes: config.history_max_bytes,
+        max_total_bytes: config.history_max_total_bytes,
     };
     let shutdown = CancellationToken::new();
     let mut shared_limits = None;
@@ -161,7 +163,8 @@ pub async fn build_state(
             (Arc::new(memory.clone()), Some(memory))
         }
     };
-    let mut rt = Realtime::new(hub, broker, metrics.clone());
+    let mut rt =
+        Realtime::new(hub, broker, metrics.clone()).with_recovery_limit(config.recovery_max_bytes);
     if let Some(conn) = presence_conn {
         // Members outlive one and a half heartbeat intervals, so a crashed
         // instance's users are gone within a heartbeat or two.

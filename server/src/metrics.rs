@@ -34,6 +34,8 @@ pub struct Metrics {
     pub resyncs: AtomicU64,
     /// Times the link to a networked broker was restored after a loss.
     pub broker_reconnects: AtomicU64,
+    /// Recoveries refused (answered as a gap) for being over the byte limit.
+    pub recoveries_too_large: AtomicU64,
     /// Per bucket (not cumulative; the last one is `+Inf`).
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     latency_count: AtomicU64,
@@ -186,6 +188,12 @@ impl Metrics {
             "counter",
             "Holes history could not fill: the subscriber was told to reload.",
             self.resyncs.load(Relaxed),
+        );
+        metric(
+            "pulseboard_recoveries_too_large_total",
+            "counter",
+            "Recoveries over the byte limit: the client was told to reload instead.",
+            self.recoveries_too_large.load(Relaxed),
         );
         metric(
             "pulseboard_broker_reconnects_total",

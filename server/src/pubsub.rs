@@ -45,7 +45,14 @@ pub struct Realtime {
     pub metrics: Arc<Metrics>,
     /// Who is subscribed where (signed-in subscriptions).
     pub presence: Presence,
+    /// Most bytes of events (as JSON) one recovery may send; beyond it the
+    /// client is told to reload instead.
+    recovery_max_bytes: usize,
 }
+
+/// Default for [`Realtime::with_recovery_limit`]: the size of one
+/// connection's outbound queue, so a recovery is never more than a queue.
+pub const RECOVERY_MAX_BYTES: usize = 1 << 20;
 
 impl Realtime {
     /// With presence kept in this process; see
@@ -57,7 +64,14 @@ impl Realtime {
             synced: Arc::default(),
             metrics,
             presence: Presence::local(),
+            recovery_max_bytes: RECOVERY_MAX_BYTES,
         }
+    }
+
+    /// Bounds what one recovery may send, in bytes of JSON.
+    pub fn with_recovery_limit(mut self, max_bytes: usize) -> Self {
+        self.recovery_max_bytes = max_bytes;
+        self
     }
 
     /// Keeps presence in `presence` instead (Redis, for several instances).
@@ -117,7 +131,7 @@ impl Realtime {
                     recovered: true,
                     missed: Vec::new(),
                 }),
-            Some(since) => match self.broker.history(topic, since).await {
+            Some(since) => match self.history(topic, since).await {
                 Ok(Recovery::Complete(missed)) => {
                     let position = match missed.last() {
                         Some(last) => StreamPosition {
@@ -161,13 +175,32 @@ impl Realtime {
         }
     }
 
-    /// The events of `topic` after `since`, if they are all still kept.
+    /// The events of `topic` after `since`, if they are all still kept and
+    /// together within the recovery limit. Past the limit the answer is a
+    /// gap: the client reloads its state (one request) rather than receive
+    /// an unbounded replay, which is what makes resuming with an old
+    /// position useless as an amplifier.
     pub async fn history(
         &self,
         topic: &str,
         since: &StreamPosition,
     ) -> Result<Recovery, BrokerError> {
-        self.broker.history(topic, since).await
+        let recovery = self.broker.history(topic, since).await?;
+        if let Recovery::Complete(events) = &recovery {
+            let mut budget = self.recovery_max_bytes;
+            for event in events {
+                match budget.checked_sub(crate::broker::json_bytes(event)) {
+                    Some(left) => budget = left,
+                    None => {
+                        self.metrics
+                            .recoveries_too_large
+                            .fetch_add(1, Ordering::Relaxed);
+                        return Ok(Recovery::Gap);
+                    }
+                }
+            }
+        }
+        Ok(recovery)
     }
 
     pub async fn publish(&self, topic: &str, payload: Payload) -> Result<Event, BrokerError> {
@@ -270,10 +303,7 @@ mod tests {
         let hub = Hub::new(64, 1 << 20, metrics.clone());
         let sink = hub.clone();
         let broker = MemoryBroker::new(
-            HistoryLimits {
-                max_events: 100,
-                max_age: Duration::from_secs(60),
-            },
+            HistoryLimits::new(100, Duration::from_secs(60)),
             Arc::new(move |e| sink.deliver(e)),
         );
         Realtime::new(hub, Arc::new(broker), metrics)

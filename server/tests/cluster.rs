@@ -490,6 +490,60 @@ async fn the_per_account_connection_limit_counts_every_instance() {
     subscribe(&mut first, 1, "tasks", None).await;
 }
 
+/// A topic's stream in Redis is bounded in bytes as well as in events:
+/// the publish script trims the oldest entries, and a resume from before
+/// them is a gap, not a partial replay.
+#[tokio::test]
+async fn a_topics_stream_in_redis_is_bounded_in_bytes() {
+    let Some(c) = cluster_with(2, "bytes", &["--history-max-bytes", "5000"]).await else {
+        return;
+    };
+    let writer = authed_client(&c.servers[0].signup("ann").await);
+    let text = "x".repeat(1000);
+    let mut first = None;
+    for i in 0..10 {
+        let at = publish_rest(&writer, &c.servers[i % 2], "feed", &text).await;
+        first = first.or(at);
+    }
+    let xlen = c
+        .redis
+        .command("XLEN pulseboard:{feed}:stream")
+        .await
+        .unwrap();
+    let bytes = c
+        .redis
+        .reply("HGET pulseboard:{feed}:meta bytes")
+        .await
+        .unwrap();
+    let bytes: usize = bytes.lines().nth(1).unwrap().parse().unwrap();
+    // Each entry is about 1,060 bytes: four fit in 5,000.
+    assert_eq!(xlen, ":4", "stream length");
+    assert!((4000..=5000).contains(&bytes), "{bytes} bytes counted");
+    // Resuming from before the kept entries is a gap; from within, the rest.
+    let (_, epoch) = first.unwrap();
+    let mut resumer = typed(&c.servers[1].ws_url("")).await;
+    let old = subscribe(
+        &mut resumer,
+        1,
+        "feed",
+        Some(json!({"offset": 1, "epoch": epoch})),
+    )
+    .await;
+    assert_eq!(old["recovered"], false);
+    let mut resumer = typed(&c.servers[0].ws_url("")).await;
+    let recent = subscribe(
+        &mut resumer,
+        1,
+        "feed",
+        Some(json!({"offset": 7, "epoch": epoch})),
+    )
+    .await;
+    assert_eq!(recent["recovered"], true);
+    for offset in 8..=10 {
+        assert_eq!(recv(&mut resumer).await["offset"], offset);
+    }
+}
+
 /// Presence members expire one and a half heartbeat intervals after their
 /// instance last renewed them: 3 s with the 2 s interval used here.
 #[tokio::test]

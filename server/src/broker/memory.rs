@@ -20,7 +20,8 @@
 //! it), so topics start new epochs and resuming clients are told
 //! `recovered: false` rather than handed reused offsets.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,6 +41,23 @@ static INSTANCES: AtomicU64 = AtomicU64::new(0);
 pub struct HistoryLimits {
     pub max_events: usize,
     pub max_age: Duration,
+    /// Bytes of events (their JSON size) one topic keeps.
+    pub max_bytes: usize,
+    /// Bytes of events all topics together keep (in this process; with
+    /// Redis, its own memory policy governs the total).
+    pub max_total_bytes: usize,
+}
+
+impl HistoryLimits {
+    /// Bounded by count and age, with the default byte bounds.
+    pub fn new(max_events: usize, max_age: Duration) -> Self {
+        HistoryLimits {
+            max_events,
+            max_age,
+            max_bytes: 4 << 20,
+            max_total_bytes: 256 << 20,
+        }
+    }
 }
 
 struct Topic {
@@ -47,22 +65,33 @@ struct Topic {
     offset: u64,
     /// Last publish, subscribe, unsubscribe or position read.
     touched: Instant,
-    /// (publish time, event), oldest first.
-    events: VecDeque<(Instant, Event)>,
+    /// (publish time, JSON size, event), oldest first.
+    events: VecDeque<(Instant, usize, Event)>,
+    /// The sum of the kept events' sizes.
+    bytes: usize,
 }
 
 impl Topic {
-    fn prune(&mut self, limits: HistoryLimits, now: Instant) {
-        while self.events.len() > limits.max_events {
-            self.events.pop_front();
-        }
-        while let Some((at, _)) = self.events.front() {
-            if now.duration_since(*at) > limits.max_age {
-                self.events.pop_front();
-            } else {
+    /// Drops what is over the count, byte or age bound; returns the bytes
+    /// dropped.
+    fn prune(&mut self, limits: HistoryLimits, now: Instant) -> usize {
+        let before = self.bytes;
+        while let Some((at, size, _)) = self.events.front() {
+            let over = self.events.len() > limits.max_events
+                || self.bytes > limits.max_bytes
+                || now.duration_since(*at) > limits.max_age;
+            if !over {
                 break;
             }
+            self.bytes -= size;
+            self.events.pop_front();
         }
+        before - self.bytes
+    }
+
+    fn push(&mut self, at: Instant, size: usize, event: Event) {
+        self.bytes += size;
+        self.events.push_back((at, size, event));
     }
 
     fn position(&self) -> StreamPosition {
@@ -75,6 +104,8 @@ impl Topic {
 
 struct State {
     topics: HashMap<String, Topic>,
+    /// The sum of every topic's `bytes`.
+    bytes: usize,
     subscribed: HashSet<String>,
     /// Operations since the last sweep of idle topics.
     since_sweep: u32,
@@ -93,13 +124,62 @@ impl State {
     /// expired, and that nobody has touched for the history's age.
     fn sweep(&mut self, limits: HistoryLimits, now: Instant) {
         let subscribed = &self.subscribed;
+        let mut dropped = 0;
         self.topics.retain(|name, topic| {
-            topic.prune(limits, now);
-            subscribed.contains(name)
+            dropped += topic.prune(limits, now);
+            let keep = subscribed.contains(name)
                 || !topic.events.is_empty()
-                || now.saturating_duration_since(topic.touched) <= limits.max_age
+                || now.saturating_duration_since(topic.touched) <= limits.max_age;
+            if !keep {
+                dropped += topic.bytes;
+            }
+            keep
         });
+        self.bytes -= dropped;
         self.since_sweep = 0;
+    }
+
+    /// Removes the topic and its bytes.
+    fn remove(&mut self, topic: &str) {
+        if let Some(t) = self.topics.remove(topic) {
+            self.bytes -= t.bytes;
+        }
+    }
+
+    /// When every topic's history together is over its bound, drops the
+    /// oldest events of all topics until it is under nine tenths of it, so
+    /// the walk over topics runs once per tenth of the bound published,
+    /// not on every publish. Resumers from before the dropped events are
+    /// told `recovered: false`.
+    fn shed(&mut self, limits: HistoryLimits) {
+        if self.bytes <= limits.max_total_bytes {
+            return;
+        }
+        let target = limits.max_total_bytes / 10 * 9;
+        // Oldest first: a min-heap of each topic's oldest event.
+        let mut heap: BinaryHeap<Reverse<(Instant, String)>> = self
+            .topics
+            .iter()
+            .filter_map(|(name, t)| {
+                let (at, _, _) = t.events.front()?;
+                Some(Reverse((*at, name.clone())))
+            })
+            .collect();
+        while self.bytes > target {
+            let Some(Reverse((_, name))) = heap.pop() else {
+                break;
+            };
+            let Some(topic) = self.topics.get_mut(&name) else {
+                continue;
+            };
+            if let Some((_, size, _)) = topic.events.pop_front() {
+                topic.bytes -= size;
+                self.bytes -= size;
+            }
+            if let Some((at, _, _)) = topic.events.front() {
+                heap.push(Reverse((*at, name)));
+            }
+        }
     }
 
     /// Counts an operation and sweeps every [`SWEEP_EVERY`] of them.
@@ -133,6 +213,7 @@ impl MemoryBroker {
         MemoryBroker {
             state: Arc::new(Mutex::new(State {
                 topics: HashMap::new(),
+                bytes: 0,
                 subscribed: HashSet::new(),
                 since_sweep: 0,
                 closed: false,
@@ -172,7 +253,7 @@ impl MemoryBroker {
                     topic: name.clone(),
                     epoch: t.epoch.clone(),
                     offset: t.offset,
-                    events: t.events.iter().map(|(_, e)| e.clone()).collect(),
+                    events: t.events.iter().map(|(_, _, e)| e.clone()).collect(),
                 }
             })
             .collect();
@@ -202,17 +283,21 @@ impl MemoryBroker {
                 epoch: t.epoch,
                 offset: t.offset,
                 touched: now,
-                events: events
-                    .into_iter()
-                    .map(|e| {
-                        let age = (wall - e.ts).to_std().unwrap_or_default();
-                        (now.checked_sub(age).unwrap_or(now), e)
-                    })
-                    .collect(),
+                events: VecDeque::new(),
+                bytes: 0,
             };
+            for e in events {
+                let age = (wall - e.ts).to_std().unwrap_or_default();
+                let size = super::json_bytes(&e);
+                topic.push(now.checked_sub(age).unwrap_or(now), size, e);
+            }
             topic.prune(self.limits, now);
-            state.topics.insert(t.topic, topic);
+            state.bytes += topic.bytes;
+            if let Some(old) = state.topics.insert(t.topic, topic) {
+                state.bytes -= old.bytes;
+            }
         }
+        state.shed(self.limits);
     }
 
     fn new_topic(&self) -> Topic {
@@ -222,6 +307,7 @@ impl MemoryBroker {
             offset: 0,
             touched: Instant::now(),
             events: VecDeque::new(),
+            bytes: 0,
         }
     }
 }
@@ -229,6 +315,9 @@ impl MemoryBroker {
 impl Broker for MemoryBroker {
     fn publish(&self, topic: &str, payload: Payload) -> BoxFuture<'_, Result<Event, BrokerError>> {
         let now = Instant::now();
+        // Counted before the lock is taken; the envelope (topic, epoch,
+        // offset, time) is added to it below.
+        let payload_bytes = super::json_bytes(&payload);
         let event = {
             let mut state = self.lock();
             if state.closed {
@@ -254,8 +343,11 @@ impl Broker for MemoryBroker {
                 ts: Utc::now(),
                 payload,
             };
-            entry.events.push_back((now, event.clone()));
-            entry.prune(limits, now);
+            let size = payload_bytes + topic.len() + event.epoch.len() + super::ENVELOPE_BYTES;
+            entry.push(now, size, event.clone());
+            let dropped = entry.prune(limits, now);
+            state.bytes = state.bytes + size - dropped;
+            state.shed(limits);
             // Delivered while the lock is held, so events of one topic reach
             // the hub in offset order even when published concurrently. The
             // callback only enqueues.
@@ -288,7 +380,7 @@ impl Broker for MemoryBroker {
     fn forget(&self, topic: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
         // The next publish or position creates the topic afresh, with a new
         // epoch: old positions then resolve to a gap, never to old events.
-        self.lock().topics.remove(topic);
+        self.lock().remove(topic);
         Box::pin(future::ready(Ok(())))
     }
 
@@ -316,20 +408,21 @@ impl Broker for MemoryBroker {
     ) -> BoxFuture<'_, Result<Recovery, BrokerError>> {
         let mut state = self.lock();
         let limits = self.limits;
-        let recovery = match state.topics.get_mut(topic) {
-            None => Recovery::Gap,
+        let (recovery, dropped) = match state.topics.get_mut(topic) {
+            None => (Recovery::Gap, 0),
             Some(t) => {
-                t.prune(limits, Instant::now());
-                recover(t, since)
+                let dropped = t.prune(limits, Instant::now());
+                (recover(t, since), dropped)
             }
         };
+        state.bytes -= dropped;
         Box::pin(future::ready(Ok(recovery)))
     }
 
     fn invalidate(&self, topic: &str) {
         // Publishing here fails only once closed at shutdown; a new epoch
         // is still the honest answer for whoever resumes.
-        self.lock().topics.remove(topic);
+        self.lock().remove(topic);
     }
 
     fn announce(&self, announcement: Announcement) -> BoxFuture<'_, Result<(), BrokerError>> {
@@ -356,7 +449,7 @@ fn recover(topic: &Topic, since: &StreamPosition) -> Recovery {
     let oldest = topic
         .events
         .front()
-        .map_or(topic.offset + 1, |(_, e)| e.offset);
+        .map_or(topic.offset + 1, |(_, _, e)| e.offset);
     if since.offset + 1 < oldest {
         return Recovery::Gap;
     }
@@ -364,8 +457,8 @@ fn recover(topic: &Topic, since: &StreamPosition) -> Recovery {
         topic
             .events
             .iter()
-            .filter(|(_, e)| e.offset > since.offset)
-            .map(|(_, e)| e.clone())
+            .filter(|(_, _, e)| e.offset > since.offset)
+            .map(|(_, _, e)| e.clone())
             .collect(),
     )
 }
@@ -385,13 +478,61 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let b = MemoryBroker::new(
-            HistoryLimits {
-                max_events,
-                max_age: Duration::from_secs(60),
-            },
+            HistoryLimits::new(max_events, Duration::from_secs(60)),
             Arc::new(move |e| sink.lock().unwrap().push(e)),
         );
         (b, seen)
+    }
+
+    fn big(n: u32) -> Payload {
+        Payload::Chat {
+            from: "t".into(),
+            text: format!("{n}{}", "x".repeat(999)),
+        }
+    }
+
+    fn kept(b: &MemoryBroker, topic: &str) -> Vec<u64> {
+        b.lock().topics[topic]
+            .events
+            .iter()
+            .map(|(_, _, e)| e.offset)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn history_is_bounded_in_bytes_per_topic_and_in_total() {
+        let limits = HistoryLimits {
+            max_bytes: 5_000,
+            max_total_bytes: 8_000,
+            ..HistoryLimits::new(100, Duration::from_secs(60))
+        };
+        let b = MemoryBroker::new(limits, Arc::new(|_| {}));
+        // About 1,100 bytes each: a topic keeps four.
+        for n in 0..10 {
+            b.publish("a", big(n)).await.unwrap();
+        }
+        assert_eq!(kept(&b, "a"), vec![7, 8, 9, 10]);
+        let start = StreamPosition {
+            offset: 2,
+            epoch: b.position("a").await.unwrap().epoch,
+        };
+        assert_eq!(b.history("a", &start).await.unwrap(), Recovery::Gap);
+        // A second topic pushes the total over 8,000: the oldest events of
+        // any topic go until it is under 7,200.
+        for n in 0..4 {
+            b.publish("b", big(n)).await.unwrap();
+        }
+        let total = b.lock().bytes;
+        assert!(total <= 7_200, "{total}");
+        assert_eq!(kept(&b, "b"), vec![1, 2, 3, 4]);
+        assert_eq!(kept(&b, "a").len(), 2);
+        assert_eq!(kept(&b, "a"), vec![9, 10]);
+        // The accounting matches what is kept, and forgetting gives it back.
+        let sum: usize = b.lock().topics.values().map(|t| t.bytes).sum();
+        assert_eq!(sum, total);
+        b.forget("b").await.unwrap();
+        let state = b.lock();
+        assert_eq!(state.bytes, state.topics["a"].bytes);
     }
 
     #[tokio::test]
@@ -642,10 +783,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let b = MemoryBroker::new(
-            HistoryLimits {
-                max_events: 100,
-                max_age: Duration::from_millis(20),
-            },
+            HistoryLimits::new(100, Duration::from_millis(20)),
             Arc::new(move |e| sink.lock().unwrap().push(e)),
         );
         let start = b.position("t").await.unwrap();

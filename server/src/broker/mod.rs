@@ -55,6 +55,30 @@ impl<F: Fn(Event) + Send + Sync + 'static> Sink for F {
     fn head(&self, _topic: &str, _position: StreamPosition) {}
 }
 
+/// The size of `value` as JSON, counted without building the text. History
+/// and recoveries are bounded in these bytes: what a client would receive,
+/// escapes included (a control character costs six).
+pub fn json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Serialising our own types to a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+/// What an event's JSON adds to its payload, topic and epoch: the field
+/// names, the offset and the timestamp (an upper bound).
+pub const ENVELOPE_BYTES: usize = 96;
+
 /// The sink a broker is built with.
 pub type Deliver = Arc<dyn Sink>;
 

@@ -66,18 +66,32 @@ const CHECK_CONCURRENCY: usize = 32;
 
 /// Appends an event and publishes it. KEYS: meta hash, stream. ARGV:
 /// channel, epoch to use if the topic has none, the stored event, most
-/// events kept, history lifetime (ms), meta lifetime (ms). Returns the
-/// event's offset and epoch.
+/// events kept, history lifetime (ms), meta lifetime (ms), most bytes kept.
+/// The meta hash counts the stream's bytes (reset when the stream expired);
+/// the oldest entries are trimmed while the stream is over either bound,
+/// one at a time (each publish trims what it added, so the loop is short).
+/// Returns the event's offset and epoch.
 const PUBLISH: &str = r"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[2]
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0, 'bytes', 0)
+elseif redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('HSET', KEYS[1], 'bytes', 0)
 end
-redis.call('HINCRBY', KEYS[1], 'offset', 1)
-local offset = redis.call('HGET', KEYS[1], 'offset')
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset .. '-1', 'd', ARGV[3])
+local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', string.len(ARGV[3]))
+redis.call('XADD', KEYS[2], offset .. '-1', 'd', ARGV[3])
+local kept = redis.call('XLEN', KEYS[2])
+local most, most_bytes = tonumber(ARGV[4]), tonumber(ARGV[7])
+while kept > 0 and (kept > most or bytes > most_bytes) do
+  local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+  local n = tonumber(string.match(first[1], '^(%d+)'))
+  redis.call('XTRIM', KEYS[2], 'MINID', (n + 1) .. '-0')
+  bytes = redis.call('HINCRBY', KEYS[1], 'bytes', -string.len(first[2][2]))
+  kept = kept - 1
+end
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('PUBLISH', ARGV[1], offset .. ' ' .. epoch .. ' ' .. ARGV[3])
@@ -509,6 +523,7 @@ impl Broker for RedisBroker {
                     .arg(inner.limits.max_events.max(1))
                     .arg(inner.limits.max_age.as_millis() as u64)
                     .arg(META_TTL.as_millis() as u64)
+                    .arg(inner.limits.max_bytes)
                     .invoke_async(&mut conn),
             )
             .await?;

@@ -907,10 +907,7 @@ mod tests {
         let lose: Arc<Mutex<HashSet<u64>>> = Arc::default();
         let lost = lose.clone();
         let broker = MemoryBroker::new(
-            HistoryLimits {
-                max_events,
-                max_age: Duration::from_secs(60),
-            },
+            HistoryLimits::new(max_events, Duration::from_secs(60)),
             Arc::new(move |e: Event| {
                 if !lost.lock().unwrap().contains(&e.offset) {
                     sink.deliver(e);

@@ -136,6 +136,18 @@ impl Server {
             .to_owned()
     }
 
+    /// The server process's resident memory in KiB, from
+    /// `/proc/<pid>/status`.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
     }
