@@ -70,6 +70,11 @@ pub struct Server {
 /// publisher writes tasks without signing in.
 pub const PULSEBOARD_FLAGS: &[&str] = &[
     "--open-writes",
+    // Every simulated client comes from one loopback address.
+    "--max-connections-per-address",
+    "0",
+    "--max-connections",
+    "0",
     "--ws-max-connections",
     "20000",
     "--ws-rate-per-sec",

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::Parser;
 
 /// Pulseboard: a real-time task board and notification hub.
@@ -43,7 +44,7 @@ pub struct Config {
     pub log: String,
 
     /// Emit logs as JSON lines instead of human-readable text.
-    #[arg(long, env = "PULSEBOARD_LOG_JSON", default_value_t = false)]
+    #[arg(long, env = "PULSEBOARD_LOG_JSON", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub log_json: bool,
 
     /// Where the built site (`pkg/`, assets) lives, as written by cargo-leptos.
@@ -58,6 +59,35 @@ pub struct Config {
     /// connection is dropped (guards against slowloris).
     #[arg(long, env = "PULSEBOARD_HEADER_TIMEOUT_SECS", default_value_t = 10)]
     pub header_timeout_secs: u64,
+
+    /// Seconds a request may take from its headers to the end of its
+    /// response, the reading of its body included; past it the client gets
+    /// 408 and the connection is closed. (WebSocket sessions, once
+    /// upgraded, have their own rules.)
+    #[arg(long, env = "PULSEBOARD_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Seconds a write to a client may stall (the client reads nothing)
+    /// before the connection is dropped.
+    #[arg(long, env = "PULSEBOARD_WRITE_TIMEOUT_SECS", default_value_t = 30)]
+    pub write_timeout_secs: u64,
+
+    /// Most TCP connections open at once, HTTP and WebSocket together; the
+    /// next is answered 503 and closed before anything is read. 0: no
+    /// limit (the process's open-file limit still applies).
+    #[arg(long, env = "PULSEBOARD_MAX_CONNECTIONS", default_value_t = 16_384)]
+    pub max_connections: usize,
+
+    /// Most TCP connections open at once from one client address (IPv6
+    /// counted per /64); the next is answered 503 and closed before
+    /// anything is read. Behind a reverse proxy every client shares the
+    /// proxy's address: raise it there. 0: no limit.
+    #[arg(
+        long,
+        env = "PULSEBOARD_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 512
+    )]
+    pub max_connections_per_address: usize,
 
     /// Seconds to wait for connections to finish after a shutdown signal.
     #[arg(long, env = "PULSEBOARD_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
@@ -94,8 +124,9 @@ pub struct Config {
     pub ws_send_queue_bytes: usize,
 
     /// Seconds between server pings (and typed heartbeats); a peer silent
-    /// for two intervals is dropped with 1008. 0 turns heartbeats off.
-    #[arg(long, env = "PULSEBOARD_WS_PING_INTERVAL_SECS", default_value_t = 30)]
+    /// for one and a half intervals is dropped with 1008, so a dead peer is
+    /// found within two intervals. 0 turns heartbeats off.
+    #[arg(long, env = "PULSEBOARD_WS_PING_INTERVAL_SECS", default_value_t = 15)]
     pub ws_ping_interval_secs: u64,
 
     /// Sustained inbound messages per second per connection; exceeding it
@@ -136,9 +167,10 @@ pub struct Config {
     pub recovery_max_bytes: usize,
 
     /// Origins allowed to open WebSockets (comma-separated, exact match,
-    /// e.g. `https://board.example.com`). The server's own
-    /// `http://<addr>` and the local development addresses are always
-    /// allowed. Requests without an Origin (non-browser clients) are allowed.
+    /// e.g. `https://board.example.com`). The server's own `http://<addr>`
+    /// is always allowed, and so is `http://localhost:<port>` when it
+    /// listens on a loopback address (development). Requests without an
+    /// Origin (non-browser clients) are allowed.
     #[arg(long, env = "PULSEBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
@@ -154,7 +186,7 @@ pub struct Config {
 
     /// Allow creating, editing and deleting tasks without a token (for
     /// demos). Tokens that are sent are still checked.
-    #[arg(long, env = "PULSEBOARD_OPEN_WRITES", default_value_t = false)]
+    #[arg(long, env = "PULSEBOARD_OPEN_WRITES", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub open_writes: bool,
 
     /// Failed logins on one username within the lockout window before
@@ -177,7 +209,7 @@ pub struct Config {
 
     /// Serve a plain echo at `/autobahn` with 16 MiB limits and no
     /// heartbeats, for the Autobahn conformance suite. Off in production.
-    #[arg(long, env = "PULSEBOARD_AUTOBAHN_ECHO", default_value_t = false)]
+    #[arg(long, env = "PULSEBOARD_AUTOBAHN_ECHO", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub autobahn_echo: bool,
 }
 
@@ -201,9 +233,15 @@ impl Config {
     /// is not one of ours.
     pub fn origin_allowed(&self, origin: &str) -> bool {
         let own = format!("http://{}", self.addr);
-        let local = ["http://127.0.0.1:3000", "http://localhost:3000"];
+        // A server on loopback is reached locally, under either name; one
+        // on any other address never accepts pages served from localhost.
+        let local_name = self
+            .addr
+            .ip()
+            .is_loopback()
+            .then(|| format!("http://localhost:{}", self.addr.port()));
         origin == own
-            || local.contains(&origin)
+            || local_name.as_deref() == Some(origin)
             || self.allowed_origins.iter().any(|o| o.trim() == origin)
     }
 
@@ -217,6 +255,41 @@ impl Config {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn a_public_server_accepts_no_local_origin() {
+        let c = Config::parse_from(["pulseboard", "--addr", "0.0.0.0:3000"]);
+        assert!(!c.origin_allowed("http://localhost:3000"));
+        assert!(!c.origin_allowed("http://127.0.0.1:3000"));
+    }
+
+    #[test]
+    fn switches_take_what_people_write_in_the_environment() {
+        for (value, expected) in [
+            ("1", true),
+            ("true", true),
+            ("yes", true),
+            ("on", true),
+            ("0", false),
+            ("false", false),
+            ("no", false),
+            ("off", false),
+        ] {
+            // The environment is process-wide: the value goes straight to
+            // the switches' parser instead (the black-box tests set it).
+            use clap::builder::TypedValueParser;
+            let cmd = Config::command();
+            let got = BoolishValueParser::new()
+                .parse_ref(&cmd, None, std::ffi::OsStr::new(value))
+                .unwrap();
+            assert_eq!(got, expected, "{value}");
+        }
+        assert!(
+            Config::try_parse_from(["pulseboard", "--open-writes"])
+                .unwrap()
+                .open_writes
+        );
+    }
 
     #[test]
     fn cli_definition_is_consistent() {
@@ -234,7 +307,7 @@ mod tests {
         ]);
         for ok in [
             "http://127.0.0.1:8080",
-            "http://localhost:3000",
+            "http://localhost:8080",
             "https://board.example.com",
             "https://ops.example.com",
         ] {
@@ -242,6 +315,8 @@ mod tests {
         }
         for bad in [
             "https://evil.test",
+            "http://localhost:3000",
+            "http://127.0.0.1:3000",
             "null",
             "",
             "https://board.example.com.evil.test",

@@ -69,6 +69,9 @@ pub enum ApiError {
     /// A dependency (the broker) is down; the request may succeed later.
     #[error("{0}")]
     Unavailable(String),
+    /// The request (its body included) took longer than the server allows.
+    #[error("the request took longer than {} s; the connection is closed", .0.as_secs())]
+    RequestTimeout(std::time::Duration),
     /// A failure that is ours, not the client's. The cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -97,6 +100,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -120,6 +124,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -170,6 +175,15 @@ impl IntoResponse for ApiError {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 let retry = [(axum::http::header::RETRY_AFTER, secs.max(1).to_string())];
                 (status, retry, axum::Json(body)).into_response()
+            }
+            ApiError::RequestTimeout(_) => {
+                let body = ErrorBody {
+                    error: self.code().into(),
+                    message: self.to_string(),
+                };
+                // The body may be half read: the connection cannot be reused.
+                let close = [(axum::http::header::CONNECTION, "close")];
+                (status, close, axum::Json(body)).into_response()
             }
             ApiError::UpgradeRequired => {
                 let body = ErrorBody {

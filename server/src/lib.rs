@@ -1,6 +1,7 @@
 //! Pulseboard's server as a library: `main.rs` only reads the configuration
 //! and calls [`start`]; tests build the same router and serve it on port 0.
 
+pub mod admission;
 pub mod auth;
 pub mod broker;
 pub mod channels;
@@ -286,7 +287,18 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = cors_layer(&state.config.cors_origins) {
         router = router.layer(cors);
     }
+    let limit = Duration::from_secs(state.config.request_timeout_secs.max(1));
     router
+        // Bounds each request, the reading of its body included: a client
+        // that sends a body one byte at a time gets 408 and loses the
+        // connection instead of holding it (the header read has its own
+        // timeout in `serve`).
+        .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(limit, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => ApiError::RequestTimeout(limit).into_response(),
+            }
+        }))
         // Spans name the path only: query strings may carry tokens. They are
         // debug spans: at the default level a span per request would cost
         // every request an allocation and bookkeeping nobody reads.
@@ -354,15 +366,21 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let options = serve::ServeOptions {
         header_timeout: Duration::from_secs(state.config.header_timeout_secs.max(1)),
+        write_timeout: Duration::from_secs(state.config.write_timeout_secs.max(1)),
+        admission: admission::AdmissionLimits {
+            max_total: state.config.max_connections,
+            max_per_address: state.config.max_connections_per_address,
+        },
         grace: Duration::from_secs(state.config.shutdown_grace_secs),
     };
+    let metrics = state.metrics.clone();
     let cancel = state.shutdown.clone();
     let sessions = state.sessions.clone();
     let store = state.store.clone();
     let embedded = state.embedded_broker.clone();
     let rt = state.rt.clone();
     let app = router(state);
-    serve::serve(listener, app, options, cancel, sessions, signal).await?;
+    serve::serve(listener, app, options, cancel, sessions, metrics, signal).await?;
     // Requests and sessions have ended: close the broker (anything still
     // trying to publish is refused) and, with the in-process one, keep its
     // streams for the next start. Redis keeps its own.

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub resyncs: AtomicU64,
     /// Times the link to a networked broker was restored after a loss.
     pub broker_reconnects: AtomicU64,
+    /// TCP connections refused at accept (total or per-address limit).
+    pub connections_refused: AtomicU64,
     /// Recoveries refused (answered as a gap) for being over the byte limit.
     pub recoveries_too_large: AtomicU64,
     /// Per bucket (not cumulative; the last one is `+Inf`).
@@ -188,6 +190,12 @@ impl Metrics {
             "counter",
             "Holes history could not fill: the subscriber was told to reload.",
             self.resyncs.load(Relaxed),
+        );
+        metric(
+            "pulseboard_connections_refused_total",
+            "counter",
+            "TCP connections refused at accept: over the total or per-address limit.",
+            self.connections_refused.load(Relaxed),
         );
         metric(
             "pulseboard_recoveries_too_large_total",

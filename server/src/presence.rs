@@ -4,7 +4,7 @@
 //! In one process the table is a map. With Redis, each topic has a sorted
 //! set of `username` + connection members scored with their expiry; each
 //! instance renews its own members every half heartbeat interval, and a
-//! member not renewed for one and a half intervals (45 s by default) is
+//! member not renewed for one and a half intervals (22.5 s by default) is
 //! gone, so the users of an instance that crashed disappear within a
 //! heartbeat or two without anyone cleaning up after it.
 

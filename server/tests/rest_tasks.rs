@@ -447,3 +447,19 @@ async fn the_page_is_rendered_on_the_server_with_the_tasks() {
     let resp = client().get(server.url("/readyz")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+/// Switches in the environment take what people write: `1` opens writes
+/// (it used to stop the server), `off` keeps them closed.
+#[tokio::test]
+async fn switches_in_the_environment_accept_one_and_off() {
+    for (value, expected) in [
+        ("1", StatusCode::CREATED),
+        ("off", StatusCode::UNAUTHORIZED),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let server =
+            Server::start_with_env(dir.path(), &[], &[("PULSEBOARD_OPEN_WRITES", value)]).await;
+        let resp = create(&client(), &server, json!({"title": "from the environment"})).await;
+        assert_eq!(resp.status(), expected, "PULSEBOARD_OPEN_WRITES={value}");
+    }
+}

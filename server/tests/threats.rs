@@ -11,6 +11,8 @@ use common::ws::{self, connect, recv, subscribe, typed};
 use common::{client, Server};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A chat message the seed endpoint accepts (under 64 KiB) that JSON
@@ -130,4 +132,127 @@ async fn resuming_from_far_back_cannot_amplify() {
 
     let rss = server.rss_kib();
     assert!(rss < 150 * 1024, "resident memory {rss} KiB");
+}
+
+/// Opens a TCP connection to `server` from the loopback address `from`
+/// (127.0.0.0/8 is all loopback: the attacker and the ordinary client
+/// need different addresses, as they would have).
+async fn connect_from(from: [u8; 4], server: &Server, recv_buffer: Option<u32>) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+    ws::within("connect", socket.connect(server.addr))
+        .await
+        .unwrap()
+}
+
+/// Reads until the server closes; returns the status code of the first
+/// response (0 if there was none).
+async fn status_then_close(mut stream: TcpStream) -> u16 {
+    let mut got = Vec::new();
+    let _ = stream.read_to_end(&mut got).await;
+    String::from_utf8_lossy(&got)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Finding 4: 5,000 sockets from one address each send the headers of a
+/// 1,000-byte `POST /token` and one byte of its body. At most
+/// `--max-connections-per-address` (512) are held at any moment (the
+/// server's descriptor count says so), the rest are answered 503 at once;
+/// the admitted ones are answered 408 and closed when
+/// `--request-timeout-secs` (5 s here) runs out. Meanwhile another address
+/// is served in under 2 s and memory stays under 150 MiB.
+#[tokio::test]
+async fn slow_bodies_from_one_address_cannot_hold_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--request-timeout-secs", "5"]).await;
+    let before = server.open_fds();
+    let mut most = 0;
+    let request = "POST /token HTTP/1.1\r\nhost: pulseboard\r\n\
+                   content-type: application/x-www-form-urlencoded\r\n\
+                   content-length: 1000\r\n\r\nu";
+    let started = tokio::time::Instant::now();
+    let mut attackers = tokio::task::JoinSet::new();
+    for n in 0..5_000 {
+        let mut stream = connect_from([127, 0, 0, 2], &server, None).await;
+        // A refused socket may already be closed: the write can fail.
+        let _ = stream.write_all(request.as_bytes()).await;
+        attackers.spawn(async move {
+            let status = tokio::time::timeout(Duration::from_secs(20), status_then_close(stream))
+                .await
+                .unwrap_or_else(|_| panic!("socket {n} still held after 20 s"));
+            (status, started.elapsed())
+        });
+        if n % 250 == 249 {
+            most = most.max(server.open_fds() - before);
+        }
+        if n % 1000 == 999 {
+            still_served(&server).await;
+        }
+    }
+    still_served(&server).await;
+    let rss = server.rss_kib();
+    assert!(rss < 150 * 1024, "resident memory {rss} KiB");
+
+    let mut refused = 0;
+    let mut timed_out = 0;
+    while let Some(result) = attackers.join_next().await {
+        match result.unwrap() {
+            (503, _) => refused += 1,
+            (408, _) => timed_out += 1,
+            (other, after) => panic!("unexpected {other} after {after:?}"),
+        }
+    }
+    assert_eq!(refused + timed_out, 5_000);
+    // 512 held, plus a few refused sockets between accept and close.
+    assert!(most <= 512 + 64, "{most} sockets held at once");
+    assert!(timed_out >= 512, "only {timed_out} were admitted");
+    assert!(refused >= 2_000, "only {refused} refused");
+    let counted = server.metric("pulseboard_connections_refused_total").await;
+    assert_eq!(counted, refused as u64);
+    still_served(&server).await;
+}
+
+/// Finding 4, the other half: a client that pipelines requests and never
+/// reads the responses is dropped once a write has stalled for
+/// `--write-timeout-secs` (2 s here); the server's sockets come back.
+#[tokio::test]
+async fn a_response_nobody_reads_does_not_hold_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--write-timeout-secs", "2"]).await;
+    let mut stream = connect_from([127, 0, 0, 3], &server, Some(4096)).await;
+    // Pipelined requests for the 5 KB metrics page, written until the
+    // server drops the connection (the write then fails): responses pile
+    // up far beyond what the socket buffers hold.
+    let requests = "GET /metrics HTTP/1.1\r\nhost: pulseboard\r\n\r\n".repeat(100);
+    let dropped = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if let Err(e) = stream.write_all(requests.as_bytes()).await {
+                return e;
+            }
+        }
+    });
+    let watching = async {
+        loop {
+            still_served(&server).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let error = tokio::select! {
+        e = dropped => e.expect("the stalled connection was still held after 15 s"),
+        () = watching => unreachable!(),
+    };
+    assert!(
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{error}"
+    );
+    still_served(&server).await;
 }

@@ -307,12 +307,14 @@ where
     F: FnOnce(Accepted) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
+    let ticket = upgrade.ticket.clone();
     let (resp, socket) = match upgrade.accept(options) {
         Ok(pair) => pair,
         Err(e) => return e.into_response(),
     };
     let permit = state.gate.try_acquire();
     let session = async move {
+        let _ticket = ticket;
         let Some(mut accepted) = socket.await else {
             return;
         };

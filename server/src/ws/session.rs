@@ -63,8 +63,8 @@ pub enum Flow {
 /// Per-connection limits, from the configuration.
 #[derive(Clone, Debug)]
 pub struct SessionLimits {
-    /// Ping interval; `None` turns heartbeats off. A peer silent for two
-    /// intervals is dropped.
+    /// Ping interval; `None` turns heartbeats off. A peer silent for one
+    /// and a half intervals is dropped.
     pub ping_interval: Option<Duration>,
     /// Sustained inbound messages per second.
     pub rate_per_sec: f64,
@@ -735,7 +735,11 @@ pub async fn run<T, H>(
                     break 'session End::Close(code, "token expired".into());
                 }
                 Wake::Tick => {
-                    if last_seen.elapsed() > period * 2 {
+                    // Silent for one and a half intervals: the ping sent at
+                    // the last tick went unanswered, so a dead peer is found
+                    // within two intervals of its last word (30 s by
+                    // default), while a live one's pong is in long before.
+                    if last_seen.elapsed() > period * 3 / 2 {
                         metrics.heartbeat_timeouts.fetch_add(1, Ordering::Relaxed);
                         break 'session End::Close(CloseCode::Policy, "heartbeat timeout".into());
                     }

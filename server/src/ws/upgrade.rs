@@ -77,6 +77,9 @@ pub struct WsUpgrade {
     /// The client offered the `bearer` subprotocol (a browser passing its
     /// token); the 101 must select it, or the browser drops the connection.
     bearer: bool,
+    /// The connection's admission ticket: the session keeps it, so an
+    /// upgraded socket counts against its address until it closes.
+    pub ticket: Option<std::sync::Arc<crate::admission::Ticket>>,
 }
 
 /// Refuses cross-site WebSocket hijacking: a browser page on another
@@ -127,12 +130,17 @@ impl FromRequestParts<AppState> for WsUpgrade {
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
         let bearer = crate::auth::bearer_protocol(&parts.headers).is_some();
         let on_upgrade = parts.extensions.get::<OnUpgrade>().cloned();
+        let ticket = parts
+            .extensions
+            .get::<std::sync::Arc<crate::admission::Ticket>>()
+            .cloned();
         let inner = IncomingUpgrade::from_request_parts(parts, state).await;
         match (upgrade_requested, on_upgrade, inner) {
             (true, Some(on_upgrade), Ok(inner)) => Ok(WsUpgrade {
                 inner,
                 on_upgrade,
                 bearer,
+                ticket,
             }),
             _ => Err(ApiError::UpgradeRequired),
         }

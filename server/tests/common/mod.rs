@@ -148,6 +148,15 @@ impl Server {
             .expect("VmRSS in /proc/<pid>/status")
     }
 
+    /// How many file descriptors the server process has open (its
+    /// sockets among them), from `/proc/<pid>/fd`.
+    pub fn open_fds(&self) -> usize {
+        let pid = self.child.id().expect("running");
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
     }
