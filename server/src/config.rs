@@ -180,6 +180,11 @@ pub struct Config {
     #[arg(long, env = "PULSEBOARD_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// Token that `GET /metrics` requires (`Authorization: Bearer ...`).
+    /// Without it, metrics are served only to clients on loopback.
+    #[arg(long, env = "PULSEBOARD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Seconds an access token stays valid.
     #[arg(long, env = "PULSEBOARD_TOKEN_TTL_SECS", default_value_t = 3600)]
     pub token_ttl_secs: u64,

@@ -346,16 +346,49 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
     Ok((StatusCode::OK, "ready"))
 }
 
-/// Prometheus text exposition.
-async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus text exposition, for the configured token's holder or, with
+/// no token configured, for clients on loopback only: connection counts,
+/// rejections and throttling are a map for an attacker.
+async fn metrics_handler(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Result<impl IntoResponse, ApiError> {
+    let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+    match &state.config.metrics_token {
+        Some(expected) => {
+            let given = headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if !same_secret(given.as_bytes(), expected.as_bytes()) {
+                return Err(ApiError::Unauthorized(
+                    "metrics need the metrics token (Authorization: Bearer ...)".into(),
+                ));
+            }
+        }
+        None => {
+            if !peer.is_some_and(|p| p.0.ip().is_loopback()) {
+                return Err(ApiError::Forbidden(
+                    "metrics are served on loopback only unless --metrics-token is set".into(),
+                ));
+            }
+        }
+    }
     let (topics, subscriptions) = state.rt.hub.counts();
-    (
+    Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(topics, subscriptions),
-    )
+    ))
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Serves on `listener` until `signal` completes.

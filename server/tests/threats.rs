@@ -256,3 +256,39 @@ async fn a_response_nobody_reads_does_not_hold_the_connection() {
     );
     still_served(&server).await;
 }
+
+/// Finding 11: `/metrics` is a map for an attacker. With a token
+/// configured it answers only to that token; without one, only to
+/// loopback (every test client is on loopback, so that half is a unit of
+/// the handler's rule, not an attack from here).
+#[tokio::test]
+async fn metrics_need_the_metrics_token_when_one_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "metrics token of this test, long enough";
+    let server =
+        Server::start_with_env(dir.path(), &[], &[("PULSEBOARD_METRICS_TOKEN", token)]).await;
+    for (given, status) in [
+        (None, 401),
+        (Some("Bearer wrong"), 401),
+        (Some("Bearer metrics token of this test, long enougH"), 401),
+        (Some(format!("Bearer {token}").as_str()), 200),
+    ] {
+        let mut request = client().get(server.url("/metrics"));
+        if let Some(value) = given {
+            request = request.header("authorization", value);
+        }
+        let resp = request.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{given:?}");
+        if status == 200 {
+            assert!(resp
+                .text()
+                .await
+                .unwrap()
+                .contains("pulseboard_ws_connections"));
+        } else {
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["error"], "unauthorized");
+        }
+    }
+    assert!(!server.logs().contains(token), "the token was logged");
+}
