@@ -110,7 +110,7 @@ for n in 1 2; do
     "$bin" --addr "127.0.0.1:${ports[$((n - 1))]}" --data-dir "$work/instance-$n" \
     --redis-url "$redis_url" --database-url "$pg/$db_name" \
     --allowed-origins "http://127.0.0.1:$port,http://localhost:$port" \
-    --max-connections-per-address 4096 \
+    --max-connections-per-address 4096 --trusted-proxies 127.0.0.1 \
     >"$work/logs/instance-$n.log" 2>&1 &
   pids+=($!)
 done

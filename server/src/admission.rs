@@ -77,6 +77,17 @@ impl From<IpAddr> for AddressKey {
     }
 }
 
+impl std::fmt::Display for AddressKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddressKey::V4(v4) => write!(f, "{}", std::net::Ipv4Addr::from(*v4)),
+            AddressKey::V6(net) => {
+                write!(f, "{}/64", std::net::Ipv6Addr::from(u128::from(*net) << 64))
+            }
+        }
+    }
+}
+
 /// One admitted connection; dropping the last clone gives its place back.
 pub struct Ticket {
     admission: Admission,

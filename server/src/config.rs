@@ -180,6 +180,13 @@ pub struct Config {
     #[arg(long, env = "PULSEBOARD_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// Reverse proxies (addresses or networks, comma-separated, e.g.
+    /// `127.0.0.1,10.0.0.0/8`) whose `X-Forwarded-For` names the client for
+    /// the per-address login and registration limits. Without it the
+    /// header is ignored.
+    #[arg(long, env = "PULSEBOARD_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<crate::client_addr::TrustedProxy>,
+
     /// Token that `GET /metrics` requires (`Authorization: Bearer ...`).
     /// Without it, metrics are served only to clients on loopback.
     #[arg(long, env = "PULSEBOARD_METRICS_TOKEN", hide_env_values = true)]

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod auth;
 pub mod broker;
 pub mod channels;
+pub mod client_addr;
 pub mod config;
 pub mod error;
 pub mod hub;

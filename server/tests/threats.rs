@@ -292,3 +292,92 @@ async fn metrics_need_the_metrics_token_when_one_is_set() {
     }
     assert!(!server.logs().contains(token), "the token was logged");
 }
+
+/// A client whose requests come from the loopback address `from`.
+fn client_from(from: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(from))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn login_status(
+    http: &reqwest::Client,
+    server: &Server,
+    password: &str,
+    forwarded: Option<&str>,
+) -> u16 {
+    let mut request = http
+        .post(server.url("/token"))
+        .form(&[("username", "alice"), ("password", password)]);
+    if let Some(xff) = forwarded {
+        request = request.header("x-forwarded-for", xff);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// Finding 7: wrong passwords for `alice` sent by a stranger lock out the
+/// stranger's (username, address) pair, not alice; `X-Forwarded-For` is
+/// believed only from `--trusted-proxies`, so a client cannot pick the
+/// address it is counted as, while clients behind a trusted proxy are told
+/// apart.
+#[tokio::test]
+async fn a_stranger_cannot_lock_a_user_out_or_choose_their_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--login-max-failures",
+            "3",
+            "--trusted-proxies",
+            "127.0.0.1",
+        ],
+    )
+    .await;
+    server.signup("alice").await;
+    let stranger = client_from([127, 0, 0, 2]);
+    for _ in 0..3 {
+        assert_eq!(login_status(&stranger, &server, "guess", None).await, 401);
+    }
+    assert_eq!(login_status(&stranger, &server, "guess", None).await, 429);
+    // Claiming another address from an untrusted peer changes nothing.
+    assert_eq!(
+        login_status(&stranger, &server, "guess", Some("203.0.113.9")).await,
+        429
+    );
+    // Alice, from her own address, is not locked out.
+    let alice = client_from([127, 0, 0, 1]);
+    assert_eq!(
+        login_status(&alice, &server, common::PASSWORD, None).await,
+        200
+    );
+
+    // Through the trusted proxy (127.0.0.1), clients are their forwarded
+    // addresses: one is throttled, another is not.
+    for _ in 0..3 {
+        assert_eq!(
+            login_status(&alice, &server, "guess", Some("203.0.113.5")).await,
+            401
+        );
+    }
+    assert_eq!(
+        login_status(&alice, &server, "guess", Some("203.0.113.5")).await,
+        429
+    );
+    assert_eq!(
+        login_status(
+            &alice,
+            &server,
+            common::PASSWORD,
+            Some("6.6.6.6, 203.0.113.6")
+        )
+        .await,
+        200
+    );
+    // The spoofed leftmost entry is not who was counted: 6.6.6.6 is free.
+    assert_eq!(
+        login_status(&alice, &server, "guess", Some("6.6.6.6")).await,
+        401
+    );
+}

@@ -74,7 +74,7 @@ impl Auth {
         match &self.shared {
             Some(shared) => shared.succeeded(username, addr).await,
             None => {
-                self.throttle.succeeded(username);
+                self.throttle.succeeded(username, addr);
                 self.throttle.refund(addr);
             }
         }

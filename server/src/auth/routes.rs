@@ -44,19 +44,35 @@ struct TokenForm {
     password: String,
 }
 
-/// The client's address, when the accept loop recorded it.
+/// The client's address, when the accept loop recorded it: the TCP peer,
+/// or behind a trusted proxy the address it forwarded for (see
+/// [`crate::client_addr`]).
 struct PeerAddr(Option<std::net::IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+impl FromRequestParts<AppState> for PeerAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(PeerAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| {
+                crate::client_addr::client_ip(
+                    c.0.ip(),
+                    &parts.headers,
+                    &state.config.trusted_proxies,
+                )
+            }),
         ))
+    }
+}
+
+/// A busy hasher is a 503 the client may retry; anything else is ours.
+fn hash_error(e: crate::auth::password::HashError) -> ApiError {
+    match e {
+        crate::auth::password::HashError::Busy => ApiError::Unavailable(e.to_string()),
+        other => ApiError::internal(other),
     }
 }
 
@@ -118,7 +134,7 @@ async fn register(
         .hasher
         .hash(&body.password)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(hash_error)?;
     let user = users
         .create(&body.username, &hash)
         .await
@@ -163,7 +179,8 @@ async fn token(
             &form.password,
             user.as_ref().map(|u| u.password_hash.as_str()),
         )
-        .await;
+        .await
+        .map_err(hash_error)?;
     match user {
         Some(user) if ok => {
             state.auth.login_succeeded(&form.username, addr).await;

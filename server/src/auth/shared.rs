@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
+use crate::admission::AddressKey;
 use crate::error::ApiError;
 
 /// KEYS: the counters to check and count. ARGV: each key's limit, then the
@@ -88,12 +89,16 @@ impl SharedLimits {
         }
     }
 
-    fn user_key(&self, username: &str) -> String {
-        format!("{}:throttle:user:{username}", self.prefix)
+    /// A username tried from an address (or from nowhere known).
+    fn pair_key(&self, username: &str, addr: Option<IpAddr>) -> String {
+        match addr.map(AddressKey::from) {
+            Some(addr) => format!("{}:throttle:pair:{addr}:{username}", self.prefix),
+            None => format!("{}:throttle:pair:-:{username}", self.prefix),
+        }
     }
 
     fn addr_key(&self, addr: IpAddr) -> String {
-        format!("{}:throttle:addr:{addr}", self.prefix)
+        format!("{}:throttle:addr:{}", self.prefix, AddressKey::from(addr))
     }
 
     /// Checks and counts in one step; `Err` carries how long to wait.
@@ -123,7 +128,7 @@ impl SharedLimits {
     ///
     /// [`succeeded`]: Self::succeeded
     pub async fn attempt(&self, username: &str, addr: Option<IpAddr>) -> Result<(), ApiError> {
-        let mut keys = vec![(self.user_key(username), self.max_failures)];
+        let mut keys = vec![(self.pair_key(username, addr), self.max_failures)];
         if let Some(addr) = addr {
             keys.push((
                 self.addr_key(addr),
@@ -133,12 +138,12 @@ impl SharedLimits {
         self.take(&keys, self.lockout).await
     }
 
-    /// Clears the username's count and gives the address its attempt back.
+    /// Clears the pair's count and gives the address its attempt back.
     /// Failures here only leave a count to expire, so they are logged.
     pub async fn succeeded(&self, username: &str, addr: Option<IpAddr>) {
         let mut conn = self.conn.clone();
         let mut del = redis::cmd("DEL");
-        del.arg(self.user_key(username));
+        del.arg(self.pair_key(username, addr));
         match tokio::time::timeout(CALL_TIMEOUT, del.query_async::<()>(&mut conn)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "clearing a login count failed"),
@@ -159,7 +164,7 @@ impl SharedLimits {
     /// Takes one registration from the address's hourly quota.
     pub async fn registration(&self, addr: Option<IpAddr>) -> Result<(), ApiError> {
         let Some(addr) = addr else { return Ok(()) };
-        let key = format!("{}:quota:register:{addr}", self.prefix);
+        let key = format!("{}:quota:register:{}", self.prefix, AddressKey::from(addr));
         self.take(
             &[(key, self.registrations_per_hour)],
             Duration::from_secs(3600),

@@ -1,16 +1,22 @@
-//! Throttling of failed logins, per username and per client address.
+//! Throttling of failed logins, per (username, client address) pair and
+//! per client address.
 //!
-//! After `max_failures` failed attempts on one username within the window,
-//! further attempts on it are refused with 429 until the window that
-//! started with the first failure has passed; a success clears the
-//! username's count. Addresses get four times the allowance, so one client
-//! spraying many usernames is stopped too, while a household behind one
-//! address is not locked out by one forgetful member.
+//! After `max_failures` failed attempts on one username from one address
+//! within the window, further attempts on that pair are refused with 429
+//! until the window that started with the first failure has passed; a
+//! success clears the pair's count. Counting the pair, not the username
+//! alone, is what keeps a stranger from locking the real user out: her
+//! attempts come from her address, whose count the stranger cannot touch.
+//! Addresses get four times the allowance, so one client spraying many
+//! usernames is stopped too. IPv6 addresses count per /64 (see
+//! [`crate::admission::AddressKey`]).
 //!
 //! These counts live in this process, for the single-instance default;
 //! with Redis configured, [`super::shared`] keeps the same counts in Redis
 //! so that every instance enforces one allowance. Entries are pruned as
-//! they expire and the table is bounded.
+//! they expire and the table is bounded: when it is full of live entries,
+//! the oldest tenth is dropped, so new names and addresses are always
+//! counted.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,16 +25,42 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Most keys tracked at once; past it, new keys are not counted (and a
-/// warning is logged) rather than growing without bound.
+use crate::admission::AddressKey;
+
+/// Most keys tracked at once; past it, the oldest are dropped.
 const MAX_ENTRIES: usize = 100_000;
 /// How many more failures an address may have than a username.
 const ADDRESS_FACTOR: u32 = 4;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
-    User(String),
-    Addr(IpAddr),
+    /// A username tried from an address (or from nowhere known).
+    Pair(String, Option<AddressKey>),
+    Addr(AddressKey),
+}
+
+/// Makes room for one more key: drops expired entries and, if the table is
+/// still full, the oldest tenth (one sort per tenth of the table inserted,
+/// not one scan per insert).
+fn make_room<K: Clone + Eq + std::hash::Hash>(
+    entries: &mut HashMap<K, Entry>,
+    window: Duration,
+    now: Instant,
+) {
+    if entries.len() < MAX_ENTRIES {
+        return;
+    }
+    entries.retain(|_, e| now.duration_since(e.since) < window);
+    if entries.len() < MAX_ENTRIES {
+        return;
+    }
+    let mut ages: Vec<(Instant, K)> = entries.iter().map(|(k, e)| (e.since, k.clone())).collect();
+    let cut = MAX_ENTRIES / 10;
+    ages.select_nth_unstable_by_key(cut, |(since, _)| *since);
+    for (_, key) in ages.into_iter().take(cut) {
+        entries.remove(&key);
+    }
+    tracing::warn!("login throttle table full; dropped its oldest tenth");
 }
 
 struct Entry {
@@ -53,13 +85,14 @@ impl LoginThrottle {
 
     fn limit(&self, key: &Key) -> u32 {
         match key {
-            Key::User(_) => self.max_failures,
+            Key::Pair(..) => self.max_failures,
             Key::Addr(_) => self.max_failures.saturating_mul(ADDRESS_FACTOR),
         }
     }
 
     fn keys(username: &str, addr: Option<IpAddr>) -> impl Iterator<Item = Key> {
-        std::iter::once(Key::User(username.to_owned())).chain(addr.map(Key::Addr))
+        let addr = addr.map(AddressKey::from);
+        std::iter::once(Key::Pair(username.to_owned(), addr)).chain(addr.map(Key::Addr))
     }
 
     /// `Err(retry_after)` if this attempt must be refused without checking
@@ -87,7 +120,7 @@ impl LoginThrottle {
     pub fn refund(&self, addr: Option<IpAddr>) {
         let Some(addr) = addr else { return };
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = entries.get_mut(&Key::Addr(addr)) {
+        if let Some(e) = entries.get_mut(&Key::Addr(AddressKey::from(addr))) {
             e.failures = e.failures.saturating_sub(1);
         }
     }
@@ -128,13 +161,9 @@ impl LoginThrottle {
         addr: Option<IpAddr>,
     ) {
         let now = Instant::now();
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, e| now.duration_since(e.since) < self.window);
-        }
         for key in Self::keys(username, addr) {
-            if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
-                tracing::warn!("login throttle table full; not counting a failure");
-                continue;
+            if !entries.contains_key(&key) {
+                make_room(entries, self.window, now);
             }
             let e = entries.entry(key).or_insert(Entry {
                 failures: 0,
@@ -150,11 +179,11 @@ impl LoginThrottle {
         }
     }
 
-    /// Clears the username's count after a successful login. The address's
+    /// Clears the pair's count after a successful login. The address's
     /// count stays: one good password does not license guessing others.
-    pub fn succeeded(&self, username: &str) {
+    pub fn succeeded(&self, username: &str, addr: Option<IpAddr>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.remove(&Key::User(username.to_owned()));
+        entries.remove(&Key::Pair(username.to_owned(), addr.map(AddressKey::from)));
     }
 }
 
@@ -164,7 +193,7 @@ impl LoginThrottle {
 pub struct AddressQuota {
     max: u32,
     window: Duration,
-    entries: Mutex<HashMap<IpAddr, Entry>>,
+    entries: Mutex<HashMap<AddressKey, Entry>>,
 }
 
 impl AddressQuota {
@@ -180,15 +209,13 @@ impl AddressQuota {
     /// refills. Without an address (not served through our accept loop)
     /// nothing is counted.
     pub fn take(&self, addr: Option<IpAddr>) -> Result<(), Duration> {
-        let Some(addr) = addr else { return Ok(()) };
+        let Some(addr) = addr.map(AddressKey::from) else {
+            return Ok(());
+        };
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, e| now.duration_since(e.since) < self.window);
-            if entries.len() >= MAX_ENTRIES && !entries.contains_key(&addr) {
-                tracing::warn!("address quota table full; not counting");
-                return Ok(());
-            }
+        if !entries.contains_key(&addr) {
+            make_room(&mut entries, self.window, now);
         }
         let e = entries.entry(addr).or_insert(Entry {
             failures: 0,
@@ -238,7 +265,7 @@ mod tests {
         assert!(t.attempt("ann", ADDR).is_err());
         // One of the three was right: the username is cleared and the
         // address gets that attempt back.
-        t.succeeded("ann");
+        t.succeeded("ann", ADDR);
         t.refund(ADDR);
         assert!(t.attempt("ann", ADDR).is_ok());
         // The address holds 3 (two wrong, one in flight); 9 more reach its 12.
@@ -266,7 +293,7 @@ mod tests {
     async fn success_clears_the_username_but_not_the_address() {
         let t = LoginThrottle::new(2, Duration::from_secs(60));
         t.failed("ann", ADDR);
-        t.succeeded("ann");
+        t.succeeded("ann", ADDR);
         t.failed("ann", ADDR);
         assert!(t.check("ann", ADDR).is_ok());
         // The address has 2 of its 8 failures; spraying usernames uses it up.
@@ -275,5 +302,56 @@ mod tests {
         }
         assert!(t.check("fresh", ADDR).is_err(), "the address is throttled");
         assert!(t.check("fresh", None).is_ok(), "the username alone is not");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stranger_cannot_lock_the_real_user_out() {
+        let t = LoginThrottle::new(3, Duration::from_secs(60));
+        let stranger = Some("198.51.100.7".parse().unwrap());
+        for _ in 0..3 {
+            t.failed("alice", stranger);
+        }
+        assert!(t.check("alice", stranger).is_err());
+        assert!(
+            t.check("alice", ADDR).is_ok(),
+            "alice's own address is not locked"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ipv6_counts_per_64() {
+        let t = LoginThrottle::new(2, Duration::from_secs(60));
+        for host in ["2001:db8:5:6::1", "2001:db8:5:6::2"] {
+            t.failed("ann", Some(host.parse().unwrap()));
+        }
+        let same_64 = Some("2001:db8:5:6:ffff::3".parse().unwrap());
+        assert!(t.check("ann", same_64).is_err());
+        let other_64 = Some("2001:db8:5:7::1".parse().unwrap());
+        assert!(t.check("ann", other_64).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_drops_its_oldest_and_keeps_counting() {
+        let t = LoginThrottle::new(1, Duration::from_secs(3600));
+        // Fill the table with live entries (no address: one key each), a
+        // tenth at a time, each tenth a millisecond younger.
+        for i in 0..MAX_ENTRIES {
+            t.failed(&format!("filler{i}"), None);
+            if i % (MAX_ENTRIES / 10) == MAX_ENTRIES / 10 - 1 {
+                tokio::time::advance(Duration::from_millis(1)).await;
+            }
+        }
+        t.failed("victim", None);
+        assert!(t.check("victim", None).is_err(), "the new name was counted");
+        assert!(t.check("filler0", None).is_ok(), "the oldest were dropped");
+        let youngest_dropped = format!("filler{}", MAX_ENTRIES / 10 - 1);
+        assert!(t.check(&youngest_dropped, None).is_ok());
+        let oldest_kept = format!("filler{}", MAX_ENTRIES / 10);
+        assert!(t.check(&oldest_kept, None).is_err(), "only a tenth went");
+        assert!(t
+            .check(&format!("filler{}", MAX_ENTRIES - 1), None)
+            .is_err());
+        let len = t.entries.lock().unwrap().len();
+        assert!(len <= MAX_ENTRIES, "{len}");
     }
 }
