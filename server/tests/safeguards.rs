@@ -39,7 +39,9 @@ async fn the_connection_over_the_limit_is_closed_with_1008() {
 #[tokio::test]
 async fn an_oversized_message_closes_only_its_connection_with_1009() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]).await;
+    // A burst allowance above the 1,000 fragments below, so that it is the
+    // size limit they meet, not the frame rate.
+    let server = Server::start(dir.path(), &["--ws-rate-burst", "2000"]).await;
     let base = server.ws_url("");
     let mut other = typed(&base).await;
     subscribe(&mut other, 1, "room", None).await;
@@ -99,6 +101,52 @@ async fn binary_and_invalid_utf8_are_closed_with_1003_and_1007() {
     raw.read_frame().await.unwrap();
     raw.send_frame(0x1, false, &[0x68, 0xc3, 0x28]).await;
     assert_eq!(raw.close_code().await, Some(1007));
+}
+
+/// Pings, pongs and continuation frames count against the inbound rate
+/// limit like messages do: floods of them are closed with 1008 too, on
+/// every endpoint (the echo endpoint here, the typed one below).
+#[tokio::test]
+async fn floods_of_pings_and_of_fragments_are_closed_with_1008() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--ws-rate-per-sec", "10", "--ws-rate-burst", "20"],
+    )
+    .await;
+    for path in ["/ws", "/ws/v1"] {
+        let mut pings = Raw::connect(server.addr, path, "").await;
+        for _ in 0..200 {
+            pings.send_frame(0x9, false, b"p").await;
+        }
+        assert_eq!(pings.close_code().await, Some(1008), "pings on {path}");
+
+        let mut pongs = Raw::connect(server.addr, path, "").await;
+        for _ in 0..200 {
+            pongs.send_frame(0xA, false, b"p").await;
+        }
+        assert_eq!(pongs.close_code().await, Some(1008), "pongs on {path}");
+
+        // One message in 200 one-byte fragments: far under the size limit,
+        // far over the frame allowance.
+        let mut fragments = Raw::connect(server.addr, path, "").await;
+        fragments.send_frame_fin(0x1, false, b"x").await;
+        for _ in 0..199 {
+            fragments.send_frame_fin(0x0, false, b"x").await;
+        }
+        assert_eq!(
+            fragments.close_code().await,
+            Some(1008),
+            "fragments on {path}"
+        );
+    }
+    // Within the allowance, pings are answered and the connection stays.
+    let mut polite = Raw::connect(server.addr, "/ws", "").await;
+    for _ in 0..5 {
+        polite.send_frame(0x9, false, b"hi").await;
+        let (_, opcode, payload) = polite.read_frame().await.expect("a pong");
+        assert_eq!((opcode, payload.as_slice()), (0xA, &b"hi"[..]));
+    }
 }
 
 #[tokio::test]

@@ -457,13 +457,20 @@ impl RateLimit {
         }
     }
 
+    #[cfg(test)]
     fn allow(&mut self) -> bool {
+        self.allow_n(1)
+    }
+
+    /// Takes `n` tokens, or says the bucket is empty (then the connection
+    /// is closed, so an over-draft is never carried).
+    fn allow_n(&mut self, n: u64) -> bool {
         let now = Instant::now();
         self.tokens =
             (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
         self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n as f64 {
+            self.tokens -= n as f64;
             true
         } else {
             false
@@ -476,6 +483,8 @@ impl RateLimit {
 /// account and token watches, the heartbeat.
 enum Wake {
     Halted,
+    /// The client sent more frames than its rate allows.
+    Flood,
     Frame(Result<Frame, yawc::WebSocketError>),
     Events(Arc<Delivery>),
     AccountDeleted,
@@ -544,6 +553,8 @@ pub async fn run<T, H>(
         who: None,
     };
     let mut rate = RateLimit::new(limits.rate_per_sec, limits.rate_burst);
+    // Frames of the client's already charged to `rate`.
+    let mut charged = 0u64;
     let period = limits.ping_interval.unwrap_or(Duration::from_secs(3600));
     let pinging = limits.ping_interval.is_some();
     let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
@@ -584,7 +595,19 @@ pub async fn run<T, H>(
                         return Poll::Ready(Wake::Events(first));
                     }
                 }
-                if let Poll::Ready(frame) = ws.poll_next_frame(cx) {
+                let frame = ws.poll_next_frame(cx);
+                // Every frame read, of any kind (a continuation or a ping
+                // never surfaces as a message), is charged to the inbound
+                // rate limit as soon as it is read.
+                let seen = link.frames_in();
+                if seen > charged {
+                    let fresh = seen - charged;
+                    charged = seen;
+                    if !rate.allow_n(fresh) {
+                        return Poll::Ready(Wake::Flood);
+                    }
+                }
+                if let Poll::Ready(frame) = frame {
                     return Poll::Ready(Wake::Frame(frame));
                 }
                 if read_first {
@@ -621,6 +644,10 @@ pub async fn run<T, H>(
                         ),
                     }
                 }
+                Wake::Flood => {
+                    metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    break 'session End::Close(CloseCode::Policy, "rate limit exceeded".into());
+                }
                 Wake::Frame(first) => {
                     // Take every frame already received (up to a bound),
                     // then write all the replies with one flush: a client
@@ -645,14 +672,6 @@ pub async fn run<T, H>(
                                 metrics
                                     .bytes_in
                                     .fetch_add(frame.payload().len() as u64, Ordering::Relaxed);
-                                if !rate.allow() {
-                                    metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-                                    ended = Some(End::Close(
-                                        CloseCode::Policy,
-                                        "rate limit exceeded".into(),
-                                    ));
-                                    break;
-                                }
                                 flow = Box::pin(handler.on_text(&mut ctx, frame.as_str())).await;
                                 if matches!(flow, Flow::Close(..)) {
                                     break;

@@ -36,6 +36,11 @@ struct Shared<T> {
     out: BytesMut,
     /// A 1002 close has been queued: nothing may follow it on the wire.
     sealed: bool,
+    /// Frames the client has sent so far, of every kind: data,
+    /// continuation, ping, pong, close. The session's inbound rate limit
+    /// charges them all, so a flood of pings or of one-byte fragments costs
+    /// as much as a flood of messages.
+    frames_in: u64,
 }
 
 impl<T: AsyncWrite + Unpin> Shared<T> {
@@ -91,6 +96,11 @@ impl<T: AsyncWrite + Unpin> Link<T> {
         out.put_slice(payload);
     }
 
+    /// Frames read from the client so far (see `Shared::frames_in`).
+    pub fn frames_in(&self) -> u64 {
+        lock(&self.shared).frames_in
+    }
+
     /// Writes everything appended so far (by either writer).
     pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut shared = lock(&self.shared);
@@ -129,15 +139,24 @@ const PROTOCOL_ERROR: [u8; 4] = [0x88, 0x02, 0x03, 0xea];
 #[derive(Debug)]
 struct Scanner {
     state: Scan,
+    /// Frames begun since the last [`take_frames`](Self::take_frames).
+    frames: u64,
 }
 
 impl Default for Scanner {
     fn default() -> Self {
-        Scanner { state: Scan::First }
+        Scanner {
+            state: Scan::First,
+            frames: 0,
+        }
     }
 }
 
 impl Scanner {
+    fn take_frames(&mut self) -> u64 {
+        std::mem::take(&mut self.frames)
+    }
+
     /// Advances over `bytes`; returns the offset of a violating byte.
     fn scan(&mut self, bytes: &[u8]) -> Option<usize> {
         let mut i = 0;
@@ -145,6 +164,7 @@ impl Scanner {
             let b = bytes[i];
             self.state = match self.state {
                 Scan::First => {
+                    self.frames += 1;
                     let opcode = b & 0x0f;
                     if matches!(opcode, 3..=7 | 11..=15) {
                         return Some(i);
@@ -243,6 +263,7 @@ impl<T> FrameGuard<T> {
             io,
             out: BytesMut::new(),
             sealed: false,
+            frames_in: 0,
         }));
         let guard = FrameGuard {
             shared: shared.clone(),
@@ -274,7 +295,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for FrameGuard<T> {
         }
         let start = buf.filled().len();
         ready!(Pin::new(&mut shared.io).poll_read(cx, buf))?;
-        if let Some(at) = this.scanner.scan(&buf.filled()[start..]) {
+        let violation = this.scanner.scan(&buf.filled()[start..]);
+        shared.frames_in += this.scanner.take_frames();
+        if let Some(at) = violation {
             buf.set_filled(start + at);
             shared.out.put_slice(&PROTOCOL_ERROR);
             shared.sealed = true;
@@ -367,6 +390,21 @@ mod tests {
             assert_eq!(g.scan(std::slice::from_ref(b)), None);
         }
         assert!(matches!(g.state, Scan::First));
+    }
+
+    #[test]
+    fn every_frame_is_counted_even_split_byte_by_byte() {
+        let mut bytes = frame(0x01, b"he");
+        bytes.extend(frame(0x00, b"l"));
+        bytes.extend(frame(0x89, b""));
+        bytes.extend(frame(0x8A, b"p"));
+        bytes.extend(frame(0x80, b"lo"));
+        let mut g = guard();
+        for b in &bytes {
+            assert_eq!(g.scan(std::slice::from_ref(b)), None);
+        }
+        assert_eq!(g.take_frames(), 5);
+        assert_eq!(g.take_frames(), 0);
     }
 
     #[test]
