@@ -1906,12 +1906,13 @@ async fn one_account_cannot_take_every_connection() {
 #[tokio::test]
 async fn registrations_per_address_are_limited() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &["--register-max-per-hour", "2"]).await;
+    let server = start(dir.path(), &["--register-max-per-hour", "3"]).await;
     assert_eq!(
         server.register("ann", PASSWORD).await.status(),
         StatusCode::CREATED
     );
-    // Refused before any hashing: neither a taken name nor a bad body counts.
+    // Asking about a taken name counts (the quota bounds listing accounts);
+    // a malformed body does not.
     assert_eq!(
         server.register("ann", PASSWORD).await.status(),
         StatusCode::CONFLICT
@@ -1924,6 +1925,9 @@ async fn registrations_per_address_are_limited() {
         server.register("bob", PASSWORD).await.status(),
         StatusCode::CREATED
     );
+    // Over the quota, a taken name is not even looked up.
+    let probe = server.register("ann", PASSWORD).await;
+    assert_eq!(probe.status(), StatusCode::TOO_MANY_REQUESTS);
     let resp = server.register("cyd", PASSWORD).await;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = resp.headers()["retry-after"]

@@ -123,12 +123,16 @@ async fn register(
     validate_username(&body.username).map_err(|e| ApiError::Validation(e.to_string()))?;
     validate_password(&body.password).map_err(|e| ApiError::Validation(e.to_string()))?;
     let users = state.store.users();
+    // The quota comes first: every registration attempt counts, a taken
+    // name included, so asking which names exist costs the same quota as
+    // registering (`--register-max-per-hour` names per address per hour).
+    // The answer must say a name is taken (the user has to pick another);
+    // the quota is what bounds using it to list accounts.
+    state.auth.registration(addr).await?;
     // Checked before hashing, so a taken name costs no argon2 run.
     if users.by_name(&body.username).await?.is_some() {
         return Err(ApiError::UsernameTaken);
     }
-    // Counted once the request would cost a hash and a row.
-    state.auth.registration(addr).await?;
     let hash = state
         .auth
         .hasher
