@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::cluster::{instances, new_database, postgres_url, Redis};
 use common::ws::{self, connect, recv, recv_text, subscribe, typed, typed_as};
-use common::{authed_client, client, Server};
+use common::{authed_client, client, create_task, list_tasks, Server};
 use futures::SinkExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -77,15 +77,7 @@ async fn tasks_chat_and_channels_cross_instances() {
     let mut sub = typed(&a.ws_url("")).await;
     subscribe(&mut sub, 1, "tasks", None).await;
     let writer = authed_client(&b.signup("ann").await);
-    let task: Value = writer
-        .post(b.url("/tasks"))
-        .json(&json!({"title": "made on B"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let task = create_task(&writer, b, "made on B").await;
     let ev = recv(&mut sub).await;
     assert_eq!(ev["payload"]["kind"], "task_created");
     assert_eq!(ev["payload"]["task"], task);
@@ -103,14 +95,7 @@ async fn tasks_chat_and_channels_cross_instances() {
         (Some("task_updated"), Some(2))
     );
     // Both instances list the same tasks (one database).
-    let listed: Value = client()
-        .get(a.url("/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = list_tasks(a).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
 
     // The seed's chat: alice on A and bob on B hear each other.
@@ -341,14 +326,7 @@ async fn cut_links_lose_nothing_and_a_redis_restart_is_a_reported_gap() {
     for server in &c.servers {
         wait_ready(server, StatusCode::OK).await;
     }
-    let tasks: Value = client()
-        .get(c.servers[0].url("/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tasks = list_tasks(&c.servers[0]).await;
     assert_eq!(tasks, json!([]), "a refused write stores nothing");
     let (offset, new_epoch) = publish_rest(&writer, &c.servers[1], "feed", "fresh")
         .await

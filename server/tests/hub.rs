@@ -58,15 +58,7 @@ async fn rest_task_changes_are_typed_events_on_the_tasks_topic() {
     let mut s = typed(&base(&server)).await;
     subscribe(&mut s, 1, "tasks", None).await;
     let writer = authed_client(&server.signup("ann").await);
-    let task: Value = writer
-        .post(server.url("/tasks"))
-        .json(&json!({"title": "evented"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let task = common::create_task(&writer, &server, "evented").await;
     let ev = recv(&mut s).await;
     assert_eq!(ev["payload"]["kind"], "task_created");
     assert_eq!(ev["payload"]["task"], task);

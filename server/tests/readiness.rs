@@ -151,15 +151,7 @@ async fn an_internal_error_is_500_without_internals() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
     let writer = authed_client(&server.signup("ann").await);
-    let task: Value = writer
-        .post(server.url("/tasks"))
-        .json(&json!({"title": "to corrupt"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let task = common::create_task(&writer, &server, "to corrupt").await;
     // Another writer on the same SQLite file spoils the row.
     sqlx::any::install_default_drivers();
     let db = format!("sqlite://{}", dir.path().join("pulseboard.db").display());

@@ -230,6 +230,30 @@ impl Server {
     }
 }
 
+/// `POST /tasks` with `writer` (a client carrying a token); asserts 201
+/// and returns the task.
+pub async fn create_task(writer: &reqwest::Client, server: &Server, title: &str) -> Value {
+    let resp = writer
+        .post(server.url("/tasks"))
+        .json(&json!({ "title": title }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        reqwest::StatusCode::CREATED,
+        "creating {title:?}"
+    );
+    resp.json().await.unwrap()
+}
+
+/// `GET /tasks`, anonymously: the board's tasks.
+pub async fn list_tasks(server: &Server) -> Value {
+    let resp = client().get(server.url("/tasks")).send().await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    resp.json().await.unwrap()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
