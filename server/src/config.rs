@@ -161,6 +161,12 @@ pub struct Config {
     #[arg(long, env = "PULSEBOARD_HISTORY_MAX_TOTAL_BYTES", default_value_t = 256 << 20)]
     pub history_max_total_bytes: usize,
 
+    /// Topics the in-process broker keeps at once (idle ones are
+    /// forgotten); subscribing to or publishing on a new topic beyond it is
+    /// refused until some are. (With Redis, its `maxmemory` governs.)
+    #[arg(long, env = "PULSEBOARD_MAX_TOPICS", default_value_t = 100_000)]
+    pub max_topics: usize,
+
     /// Bytes of events one resume may send; a client further behind is
     /// answered `recovered: false` and reloads its state instead.
     #[arg(long, env = "PULSEBOARD_RECOVERY_MAX_BYTES", default_value_t = 1 << 20)]

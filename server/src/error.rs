@@ -262,6 +262,11 @@ fn path_message(rejection: &PathRejection) -> String {
 impl From<crate::broker::BrokerError> for ApiError {
     fn from(e: crate::broker::BrokerError) -> Self {
         tracing::warn!(error = %e, "broker call failed");
-        ApiError::Unavailable("the broker is unavailable; retry".into())
+        match e {
+            crate::broker::BrokerError::TooManyTopics(_) => ApiError::Unavailable(e.to_string()),
+            crate::broker::BrokerError::Unavailable(_) => {
+                ApiError::Unavailable("the broker is unavailable; retry".into())
+            }
+        }
     }
 }

@@ -117,6 +117,7 @@ pub async fn build_state(
         max_age: Duration::from_secs(config.history_ttl_secs.max(1)),
         max_bytes: config.history_max_bytes,
         max_total_bytes: config.history_max_total_bytes,
+        max_topics: config.max_topics.max(1),
     };
     let shutdown = CancellationToken::new();
     let mut shared_limits = None;

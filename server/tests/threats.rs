@@ -381,3 +381,51 @@ async fn a_stranger_cannot_lock_a_user_out_or_choose_their_address() {
         401
     );
 }
+
+/// Finding 2: topic churn. Anonymous clients subscribing to fresh names
+/// cannot grow the topic table past `--max-topics` (60 here): the next new
+/// topic is refused with `unavailable` (and a reason), while topics that
+/// exist keep working for everyone.
+#[tokio::test]
+async fn fresh_topic_names_cannot_grow_the_table_without_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--max-topics", "60"]).await;
+    let base = server.ws_url("");
+    let mut regular = typed(&base).await;
+    subscribe(&mut regular, 1, "chat", None).await;
+
+    let mut refused = 0;
+    for c in 0..4 {
+        let mut churner = typed(&base).await;
+        for i in 0..30u64 {
+            ws::send(
+                &mut churner,
+                json!({"type": "subscribe", "id": i, "topic": format!("churn-{c}-{i}")}),
+            )
+            .await;
+            let reply = recv(&mut churner).await;
+            match reply["type"].as_str() {
+                Some("subscribed") => {}
+                Some("error") => {
+                    assert_eq!(reply["code"], "unavailable", "{reply}");
+                    assert!(
+                        reply["message"].as_str().unwrap().contains("topics"),
+                        "{reply}"
+                    );
+                    refused += 1;
+                }
+                _ => panic!("{reply}"),
+            }
+        }
+    }
+    // 120 asked, at most 59 more fitted beside "chat".
+    assert!(refused >= 120 - 59, "{refused} refused");
+    // An existing topic still works for a newcomer, and events flow.
+    let mut newcomer = typed(&base).await;
+    subscribe(&mut newcomer, 1, "chat", None).await;
+    let mut chatter = connect(&server.ws_url("/ws/alice")).await;
+    chatter.send(Message::text("still here")).await.unwrap();
+    assert_eq!(recv(&mut regular).await["payload"]["text"], "still here");
+    assert_eq!(recv(&mut newcomer).await["payload"]["text"], "still here");
+    still_served(&server).await;
+}

@@ -46,6 +46,9 @@ pub struct HistoryLimits {
     /// Bytes of events all topics together keep (in this process; with
     /// Redis, its own memory policy governs the total).
     pub max_total_bytes: usize,
+    /// Topics this process keeps at once; creating one more is refused
+    /// (in this process; with Redis, its own memory policy governs).
+    pub max_topics: usize,
 }
 
 impl HistoryLimits {
@@ -56,6 +59,7 @@ impl HistoryLimits {
             max_age,
             max_bytes: 4 << 20,
             max_total_bytes: 256 << 20,
+            max_topics: 100_000,
         }
     }
 }
@@ -67,6 +71,10 @@ struct Topic {
     touched: Instant,
     /// (publish time, JSON size, event), oldest first.
     events: VecDeque<(Instant, usize, Event)>,
+    /// Which incarnation of the name this is, so the sweep queue can tell
+    /// its own entry from one left by a topic of the same name that was
+    /// dropped since.
+    generation: u64,
     /// The sum of the kept events' sizes.
     bytes: usize,
 }
@@ -107,36 +115,88 @@ struct State {
     /// The sum of every topic's `bytes`.
     bytes: usize,
     subscribed: HashSet<String>,
-    /// Operations since the last sweep of idle topics.
-    since_sweep: u32,
+    /// Every topic's name (with its generation), in the order the sweep
+    /// visits them: a few are looked at per operation, so forgetting idle
+    /// topics never costs one operation a walk over the whole table.
+    sweep: VecDeque<(String, u64)>,
+    generations: u64,
     /// Set by [`MemoryBroker::close`]: publishing fails from then on, so
     /// no event can follow the state handed over.
     closed: bool,
 }
 
-/// Operations (publishes, subscribes, position reads) between two sweeps of
-/// idle topics: often enough to bound the map, rarely enough that the
-/// O(topics) walk costs nothing per operation.
-const SWEEP_EVERY: u32 = 1024;
+/// Topics the sweep looks at per operation (publish, subscribe, position
+/// read): a full cycle over 100,000 topics takes 25,000 operations, and no
+/// operation waits on more than these few.
+const SWEEP_STEP: usize = 4;
+
+/// Topics looked at, at most, before refusing to create one more in a full
+/// table: idle ones may be waiting for the sweep.
+const SWEEP_WHEN_FULL: usize = 256;
+
+/// Why a topic could not be created.
+fn too_many_topics(max: usize) -> BrokerError {
+    BrokerError::TooManyTopics(max)
+}
 
 impl State {
-    /// Drops every topic that nobody here subscribes to, whose history has
-    /// expired, and that nobody has touched for the history's age.
-    fn sweep(&mut self, limits: HistoryLimits, now: Instant) {
-        let subscribed = &self.subscribed;
-        let mut dropped = 0;
-        self.topics.retain(|name, topic| {
-            dropped += topic.prune(limits, now);
-            let keep = subscribed.contains(name)
+    /// Looks at the next `n` topics in the sweep's order; drops each that
+    /// nobody here subscribes to, whose history has expired, and that
+    /// nobody has touched for the history's age.
+    fn sweep_step(&mut self, limits: HistoryLimits, now: Instant, n: usize) {
+        for _ in 0..n.min(self.sweep.len()) {
+            let Some((name, generation)) = self.sweep.pop_front() else {
+                break;
+            };
+            let Some(topic) = self.topics.get_mut(&name) else {
+                continue;
+            };
+            if topic.generation != generation {
+                continue;
+            }
+            self.bytes -= topic.prune(limits, now);
+            let keep = self.subscribed.contains(&name)
                 || !topic.events.is_empty()
                 || now.saturating_duration_since(topic.touched) <= limits.max_age;
-            if !keep {
-                dropped += topic.bytes;
+            if keep {
+                self.sweep.push_back((name, generation));
+            } else {
+                self.remove(&name);
             }
-            keep
-        });
-        self.bytes -= dropped;
-        self.since_sweep = 0;
+        }
+    }
+
+    /// One whole cycle of the sweep.
+    #[cfg(test)]
+    fn sweep(&mut self, limits: HistoryLimits, now: Instant) {
+        let n = self.sweep.len();
+        self.sweep_step(limits, now, n);
+    }
+
+    /// Counts an operation: the sweep moves a few topics on.
+    fn tick(&mut self, limits: HistoryLimits, now: Instant) {
+        self.sweep_step(limits, now, SWEEP_STEP);
+    }
+
+    /// Adds `topic` under `name`, unless the table is full of topics that
+    /// are still in use.
+    fn create(
+        &mut self,
+        name: &str,
+        mut topic: Topic,
+        limits: HistoryLimits,
+        now: Instant,
+    ) -> Result<&mut Topic, BrokerError> {
+        if self.topics.len() >= limits.max_topics {
+            self.sweep_step(limits, now, SWEEP_WHEN_FULL);
+            if self.topics.len() >= limits.max_topics {
+                return Err(too_many_topics(limits.max_topics));
+            }
+        }
+        self.generations += 1;
+        topic.generation = self.generations;
+        self.sweep.push_back((name.to_owned(), topic.generation));
+        Ok(self.topics.entry(name.to_owned()).or_insert(topic))
     }
 
     /// Removes the topic and its bytes.
@@ -181,14 +241,6 @@ impl State {
             }
         }
     }
-
-    /// Counts an operation and sweeps every [`SWEEP_EVERY`] of them.
-    fn tick(&mut self, limits: HistoryLimits, now: Instant) {
-        self.since_sweep += 1;
-        if self.since_sweep >= SWEEP_EVERY {
-            self.sweep(limits, now);
-        }
-    }
 }
 
 /// The in-memory broker. Cheap to clone.
@@ -215,7 +267,8 @@ impl MemoryBroker {
                 topics: HashMap::new(),
                 bytes: 0,
                 subscribed: HashSet::new(),
-                since_sweep: 0,
+                sweep: VecDeque::new(),
+                generations: 0,
                 closed: false,
             })),
             deliver,
@@ -285,6 +338,7 @@ impl MemoryBroker {
                 touched: now,
                 events: VecDeque::new(),
                 bytes: 0,
+                generation: 0,
             };
             for e in events {
                 let age = (wall - e.ts).to_std().unwrap_or_default();
@@ -292,9 +346,13 @@ impl MemoryBroker {
                 topic.push(now.checked_sub(age).unwrap_or(now), size, e);
             }
             topic.prune(self.limits, now);
-            state.bytes += topic.bytes;
-            if let Some(old) = state.topics.insert(t.topic, topic) {
-                state.bytes -= old.bytes;
+            state.remove(&t.topic);
+            let bytes = topic.bytes;
+            match state.create(&t.topic, topic, self.limits, now) {
+                Ok(_) => state.bytes += bytes,
+                Err(e) => {
+                    tracing::warn!(topic = %t.topic, error = %e, "a saved topic was not restored")
+                }
             }
         }
         state.shed(self.limits);
@@ -308,6 +366,7 @@ impl MemoryBroker {
             touched: Instant::now(),
             events: VecDeque::new(),
             bytes: 0,
+            generation: 0,
         }
     }
 }
@@ -327,12 +386,14 @@ impl Broker for MemoryBroker {
             }
             let deliver = state.subscribed.contains(topic);
             let limits = self.limits;
-            let entry = match state.topics.get_mut(topic) {
-                Some(t) => t,
-                None => {
-                    let t = self.new_topic();
-                    state.topics.entry(topic.to_owned()).or_insert(t)
+            if !state.topics.contains_key(topic) {
+                let fresh = self.new_topic();
+                if let Err(e) = state.create(topic, fresh, limits, now) {
+                    return Box::pin(future::ready(Err(e)));
                 }
+            }
+            let Some(entry) = state.topics.get_mut(topic) else {
+                unreachable!("the topic was just found or created");
             };
             entry.offset += 1;
             entry.touched = now;
@@ -393,8 +454,11 @@ impl Broker for MemoryBroker {
                 t.position()
             }
             None => {
-                let t = self.new_topic();
-                state.topics.entry(topic.to_owned()).or_insert(t).position()
+                let fresh = self.new_topic();
+                match state.create(topic, fresh, self.limits, now) {
+                    Ok(t) => t.position(),
+                    Err(e) => return Box::pin(future::ready(Err(e))),
+                }
             }
         };
         state.tick(self.limits, now);
@@ -704,6 +768,53 @@ mod tests {
         assert_eq!(
             b.history("user:bob", &zero).await.unwrap(),
             Recovery::Complete(vec![])
+        );
+    }
+
+    #[tokio::test]
+    async fn the_topic_table_is_capped_and_swept_a_few_at_a_time() {
+        let limits = HistoryLimits {
+            max_topics: 3,
+            ..HistoryLimits::new(10, Duration::from_secs(60))
+        };
+        let b = MemoryBroker::new(limits, Arc::new(|_| {}));
+        for name in ["a", "b", "c"] {
+            b.subscribe(name).await.unwrap();
+            b.position(name).await.unwrap();
+        }
+        // Full of topics in use: a fourth is refused, by publish too.
+        assert!(matches!(
+            b.position("d").await,
+            Err(BrokerError::TooManyTopics(3))
+        ));
+        assert!(matches!(
+            b.publish("d", chat(1)).await,
+            Err(BrokerError::TooManyTopics(3))
+        ));
+        // Existing topics still work.
+        assert_eq!(b.publish("a", chat(1)).await.unwrap().offset, 1);
+        // Once one is idle and old, the sweep makes room.
+        b.unsubscribe("b").await.unwrap();
+        let later = Instant::now() + Duration::from_secs(3600);
+        b.lock().sweep(limits, later);
+        assert!(b.position("d").await.is_ok());
+
+        // The sweep looks at a few topics per operation, never the table.
+        let many = MemoryBroker::new(
+            HistoryLimits::new(10, Duration::from_secs(60)),
+            Arc::new(|_| {}),
+        );
+        for i in 0..100 {
+            many.position(&format!("t{i}")).await.unwrap();
+        }
+        let mut state = many.lock();
+        state.sweep_step(many.limits, later, SWEEP_STEP);
+        assert_eq!(state.topics.len(), 100 - SWEEP_STEP);
+        state.sweep(many.limits, later);
+        assert!(state.topics.is_empty());
+        assert!(
+            state.sweep.is_empty(),
+            "no entry outlives its topic's sweep"
         );
     }
 

@@ -88,6 +88,10 @@ pub enum BrokerError {
     /// The back end is unreachable or failed; the operation may succeed later.
     #[error("broker unavailable: {0}")]
     Unavailable(String),
+    /// Creating one more topic would pass the topic limit; it may succeed
+    /// once idle topics are forgotten.
+    #[error("the server holds as many topics as it may ({0}); retry later")]
+    TooManyTopics(usize),
 }
 
 /// What a broker can say about the events after a position.

@@ -31,6 +31,7 @@ use super::session::{Ctx, Flow, Handler, SubscribeError};
 use std::sync::Arc;
 
 use crate::auth::{authenticate, Auth, AuthError, AuthUser};
+use crate::broker::BrokerError;
 use crate::hub::{Delivery, Wire};
 use crate::store::TaskStore;
 
@@ -292,12 +293,13 @@ impl Handler for Typed {
                     ),
                     Err(SubscribeError::Broker(e)) => {
                         tracing::warn!(error = %e, "subscribe failed");
-                        error(
-                            ctx,
-                            Some(id),
-                            ErrorCode::Unavailable,
-                            "the broker is unavailable; retry",
-                        )
+                        let message = match e {
+                            BrokerError::TooManyTopics(_) => e.to_string(),
+                            BrokerError::Unavailable(_) => {
+                                "the broker is unavailable; retry".to_owned()
+                            }
+                        };
+                        error(ctx, Some(id), ErrorCode::Unavailable, message)
                     }
                 }
             }
