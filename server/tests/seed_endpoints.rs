@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::ws::{connect, recv_text};
+use common::ws::{connect, join_chat, recv_text};
 use common::{authed_client, Server};
 use futures::SinkExt;
 use serde_json::json;
@@ -15,16 +15,7 @@ async fn chat_broadcasts_and_announces_departures() {
     let mut alice = connect(&server.ws_url("/ws/alice")).await;
     let mut bob = connect(&server.ws_url("/ws/42")).await;
     // Each is subscribed once its own first message comes back.
-    alice.send(Message::text("ready")).await.unwrap();
-    assert_eq!(recv_text(&mut alice).await, "Client alice: ready");
-    bob.send(Message::text("here")).await.unwrap();
-    // Bob may or may not have joined in time to see Alice's "ready".
-    let mut first = recv_text(&mut bob).await;
-    if first == "Client alice: ready" {
-        first = recv_text(&mut bob).await;
-    }
-    assert_eq!(first, "Client 42: here");
-    assert_eq!(recv_text(&mut alice).await, "Client 42: here");
+    join_chat(&mut alice, "alice", &mut bob, "42").await;
     alice.send(Message::text("hi")).await.unwrap();
     assert_eq!(recv_text(&mut alice).await, "Client alice: hi");
     assert_eq!(recv_text(&mut bob).await, "Client alice: hi");

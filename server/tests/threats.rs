@@ -134,20 +134,6 @@ async fn resuming_from_far_back_cannot_amplify() {
     assert!(rss < 150 * 1024, "resident memory {rss} KiB");
 }
 
-/// Opens a TCP connection to `server` from the loopback address `from`
-/// (127.0.0.0/8 is all loopback: the attacker and the ordinary client
-/// need different addresses, as they would have).
-async fn connect_from(from: [u8; 4], server: &Server, recv_buffer: Option<u32>) -> TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    if let Some(size) = recv_buffer {
-        socket.set_recv_buffer_size(size).unwrap();
-    }
-    socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
-    ws::within("connect", socket.connect(server.addr))
-        .await
-        .unwrap()
-}
-
 /// Reads until the server closes; returns the status code of the first
 /// response (0 if there was none).
 async fn status_then_close(mut stream: TcpStream) -> u16 {
@@ -179,7 +165,7 @@ async fn slow_bodies_from_one_address_cannot_hold_the_server() {
     let started = tokio::time::Instant::now();
     let mut attackers = tokio::task::JoinSet::new();
     for n in 0..5_000 {
-        let mut stream = connect_from([127, 0, 0, 2], &server, None).await;
+        let mut stream = server.connect_from([127, 0, 0, 2], None).await;
         // A refused socket may already be closed: the write can fail.
         let _ = stream.write_all(request.as_bytes()).await;
         attackers.spawn(async move {
@@ -225,7 +211,7 @@ async fn slow_bodies_from_one_address_cannot_hold_the_server() {
 async fn a_response_nobody_reads_does_not_hold_the_connection() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--write-timeout-secs", "2"]).await;
-    let mut stream = connect_from([127, 0, 0, 3], &server, Some(4096)).await;
+    let mut stream = server.connect_from([127, 0, 0, 3], Some(4096)).await;
     // Pipelined requests for the 5 KB metrics page, written until the
     // server drops the connection (the write then fails): responses pile
     // up far beyond what the socket buffers hold.

@@ -80,10 +80,8 @@ struct Topic {
 }
 
 impl Topic {
-    /// Drops what is over the count, byte or age bound; returns the bytes
-    /// dropped.
-    fn prune(&mut self, limits: HistoryLimits, now: Instant) -> usize {
-        let before = self.bytes;
+    /// Drops what is over the count, byte or age bound.
+    fn prune(&mut self, limits: HistoryLimits, now: Instant) {
         while let Some((at, size, _)) = self.events.front() {
             let over = self.events.len() > limits.max_events
                 || self.bytes > limits.max_bytes
@@ -94,7 +92,13 @@ impl Topic {
             self.bytes -= size;
             self.events.pop_front();
         }
-        before - self.bytes
+    }
+
+    /// Drops the oldest event, if any.
+    fn pop_oldest(&mut self) {
+        if let Some((_, size, _)) = self.events.pop_front() {
+            self.bytes -= size;
+        }
     }
 
     fn push(&mut self, at: Instant, size: usize, event: Event) {
@@ -140,6 +144,17 @@ fn too_many_topics(max: usize) -> BrokerError {
 }
 
 impl State {
+    /// Runs `f` on the topic `name` and carries the change in its bytes
+    /// over to the total: the one place the total changes for an existing
+    /// topic, so it cannot drift from the sum of the topics.
+    fn update<R>(&mut self, name: &str, f: impl FnOnce(&mut Topic) -> R) -> Option<R> {
+        let topic = self.topics.get_mut(name)?;
+        let before = topic.bytes;
+        let result = f(topic);
+        self.bytes = self.bytes - before + topic.bytes;
+        Some(result)
+    }
+
     /// Looks at the next `n` topics in the sweep's order; drops each that
     /// nobody here subscribes to, whose history has expired, and that
     /// nobody has touched for the history's age.
@@ -148,16 +163,21 @@ impl State {
             let Some((name, generation)) = self.sweep.pop_front() else {
                 break;
             };
-            let Some(topic) = self.topics.get_mut(&name) else {
+            let subscribed = self.subscribed.contains(&name);
+            let keep = self.update(&name, |topic| {
+                if topic.generation != generation {
+                    return None;
+                }
+                topic.prune(limits, now);
+                Some(
+                    subscribed
+                        || !topic.events.is_empty()
+                        || now.saturating_duration_since(topic.touched) <= limits.max_age,
+                )
+            });
+            let Some(Some(keep)) = keep else {
                 continue;
             };
-            if topic.generation != generation {
-                continue;
-            }
-            self.bytes -= topic.prune(limits, now);
-            let keep = self.subscribed.contains(&name)
-                || !topic.events.is_empty()
-                || now.saturating_duration_since(topic.touched) <= limits.max_age;
             if keep {
                 self.sweep.push_back((name, generation));
             } else {
@@ -196,6 +216,8 @@ impl State {
         self.generations += 1;
         topic.generation = self.generations;
         self.sweep.push_back((name.to_owned(), topic.generation));
+        self.remove(name);
+        self.bytes += topic.bytes;
         Ok(self.topics.entry(name.to_owned()).or_insert(topic))
     }
 
@@ -229,15 +251,12 @@ impl State {
             let Some(Reverse((_, name))) = heap.pop() else {
                 break;
             };
-            let Some(topic) = self.topics.get_mut(&name) else {
-                continue;
-            };
-            if let Some((_, size, _)) = topic.events.pop_front() {
-                topic.bytes -= size;
-                self.bytes -= size;
-            }
-            if let Some((at, _, _)) = topic.events.front() {
-                heap.push(Reverse((*at, name)));
+            let next = self.update(&name, |topic| {
+                topic.pop_oldest();
+                topic.events.front().map(|(at, _, _)| *at)
+            });
+            if let Some(Some(at)) = next {
+                heap.push(Reverse((at, name)));
             }
         }
     }
@@ -301,6 +320,8 @@ impl MemoryBroker {
             .iter_mut()
             .filter(|(_, t)| t.offset > 0)
             .map(|(name, t)| {
+                // The total is not carried over: the broker is closed and
+                // its state is being handed over, not kept.
                 t.prune(limits, now);
                 TopicState {
                     topic: name.clone(),
@@ -347,12 +368,8 @@ impl MemoryBroker {
             }
             topic.prune(self.limits, now);
             state.remove(&t.topic);
-            let bytes = topic.bytes;
-            match state.create(&t.topic, topic, self.limits, now) {
-                Ok(_) => state.bytes += bytes,
-                Err(e) => {
-                    tracing::warn!(topic = %t.topic, error = %e, "a saved topic was not restored")
-                }
+            if let Err(e) = state.create(&t.topic, topic, self.limits, now) {
+                tracing::warn!(topic = %t.topic, error = %e, "a saved topic was not restored")
             }
         }
         state.shed(self.limits);
@@ -392,22 +409,24 @@ impl Broker for MemoryBroker {
                     return Box::pin(future::ready(Err(e)));
                 }
             }
-            let Some(entry) = state.topics.get_mut(topic) else {
+            let appended = state.update(topic, |entry| {
+                entry.offset += 1;
+                entry.touched = now;
+                let event = Event {
+                    topic: topic.to_owned(),
+                    offset: entry.offset,
+                    epoch: entry.epoch.clone(),
+                    ts: Utc::now(),
+                    payload,
+                };
+                let size = payload_bytes + topic.len() + event.epoch.len() + super::ENVELOPE_BYTES;
+                entry.push(now, size, event.clone());
+                entry.prune(limits, now);
+                event
+            });
+            let Some(event) = appended else {
                 unreachable!("the topic was just found or created");
             };
-            entry.offset += 1;
-            entry.touched = now;
-            let event = Event {
-                topic: topic.to_owned(),
-                offset: entry.offset,
-                epoch: entry.epoch.clone(),
-                ts: Utc::now(),
-                payload,
-            };
-            let size = payload_bytes + topic.len() + event.epoch.len() + super::ENVELOPE_BYTES;
-            entry.push(now, size, event.clone());
-            let dropped = entry.prune(limits, now);
-            state.bytes = state.bytes + size - dropped;
             state.shed(limits);
             // Delivered while the lock is held, so events of one topic reach
             // the hub in offset order even when published concurrently. The
@@ -472,14 +491,12 @@ impl Broker for MemoryBroker {
     ) -> BoxFuture<'_, Result<Recovery, BrokerError>> {
         let mut state = self.lock();
         let limits = self.limits;
-        let (recovery, dropped) = match state.topics.get_mut(topic) {
-            None => (Recovery::Gap, 0),
-            Some(t) => {
-                let dropped = t.prune(limits, Instant::now());
-                (recover(t, since), dropped)
-            }
-        };
-        state.bytes -= dropped;
+        let recovery = state
+            .update(topic, |t| {
+                t.prune(limits, Instant::now());
+                recover(t, since)
+            })
+            .unwrap_or(Recovery::Gap);
         Box::pin(future::ready(Ok(recovery)))
     }
 

@@ -20,6 +20,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
@@ -36,11 +37,6 @@ struct Shared<T> {
     out: BytesMut,
     /// A 1002 close has been queued: nothing may follow it on the wire.
     sealed: bool,
-    /// Frames the client has sent so far, of every kind: data,
-    /// continuation, ping, pong, close. The session's inbound rate limit
-    /// charges them all, so a flood of pings or of one-byte fragments costs
-    /// as much as a flood of messages.
-    frames_in: u64,
 }
 
 impl<T: AsyncWrite + Unpin> Shared<T> {
@@ -69,6 +65,7 @@ fn lock<T>(shared: &Mutex<Shared<T>>) -> MutexGuard<'_, Shared<T>> {
 /// The session's side of the write buffer.
 pub struct Link<T> {
     shared: Arc<Mutex<Shared<T>>>,
+    frames_in: Arc<AtomicU64>,
 }
 
 impl<T: AsyncWrite + Unpin> Link<T> {
@@ -96,9 +93,13 @@ impl<T: AsyncWrite + Unpin> Link<T> {
         out.put_slice(payload);
     }
 
-    /// Frames read from the client so far (see `Shared::frames_in`).
+    /// Frames the client has sent so far, of every kind: data,
+    /// continuation, ping, pong, close. The session's inbound rate limit
+    /// charges them all, so a flood of pings or of one-byte fragments costs
+    /// as much as a flood of messages. An atomic, not a field behind the
+    /// write lock: the session reads it on every wake.
     pub fn frames_in(&self) -> u64 {
-        lock(&self.shared).frames_in
+        self.frames_in.load(Ordering::Relaxed)
     }
 
     /// Writes everything appended so far (by either writer).
@@ -249,6 +250,7 @@ impl Scanner {
 /// guard, writing through the buffer it shares with the session's [`Link`].
 pub struct FrameGuard<T> {
     shared: Arc<Mutex<Shared<T>>>,
+    frames_in: Arc<AtomicU64>,
     scanner: Scanner,
     /// A violation was found: the 1002 close is queued.
     closing: bool,
@@ -263,15 +265,16 @@ impl<T> FrameGuard<T> {
             io,
             out: BytesMut::new(),
             sealed: false,
-            frames_in: 0,
         }));
+        let frames_in = Arc::new(AtomicU64::new(0));
         let guard = FrameGuard {
             shared: shared.clone(),
+            frames_in: frames_in.clone(),
             scanner: Scanner::default(),
             closing: false,
             done: false,
         };
-        (guard, Link { shared })
+        (guard, Link { shared, frames_in })
     }
 }
 
@@ -296,7 +299,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for FrameGuard<T> {
         let start = buf.filled().len();
         ready!(Pin::new(&mut shared.io).poll_read(cx, buf))?;
         let violation = this.scanner.scan(&buf.filled()[start..]);
-        shared.frames_in += this.scanner.take_frames();
+        this.frames_in
+            .fetch_add(this.scanner.take_frames(), Ordering::Relaxed);
         if let Some(at) = violation {
             buf.set_filled(start + at);
             shared.out.put_slice(&PROTOCOL_ERROR);

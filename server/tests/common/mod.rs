@@ -157,6 +157,25 @@ impl Server {
             .count()
     }
 
+    /// A TCP connection to the server from the loopback address `from`
+    /// (all of 127.0.0.0/8 is loopback: attack tests give the attacker and
+    /// the ordinary client different addresses, as they would have), with
+    /// a receive buffer of `recv_buffer` bytes when given.
+    pub async fn connect_from(
+        &self,
+        from: [u8; 4],
+        recv_buffer: Option<u32>,
+    ) -> tokio::net::TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        socket.bind(SocketAddr::from((from, 0))).unwrap();
+        ws::within("connect", socket.connect(self.addr))
+            .await
+            .unwrap()
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
     }
