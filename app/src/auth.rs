@@ -278,6 +278,21 @@ mod browser {
         Ok(Session::new(session.username.clone(), token, now_ms()))
     }
 
+    /// `POST /auth/logout`: ends the session on the server, so the token
+    /// stops working everywhere, not only in this browser. Best effort: the
+    /// page forgets the token either way.
+    pub async fn logout(session: &Session) -> Result<(), Failure> {
+        let req = bearer(Request::post("/auth/logout"), &session.token)
+            .build()
+            .map_err(build_failed)?;
+        let resp = send(req).await?;
+        if resp.status() == 204 {
+            Ok(())
+        } else {
+            read_json::<serde_json::Value>(resp, 204).await.map(|_| ())
+        }
+    }
+
     /// How long to wait before retrying a refresh that did not get an answer.
     const RETRY_MS: i64 = 10_000;
 

@@ -34,7 +34,7 @@ use crate::board::{Action, Board, Connection};
 use crate::components::Dispatch;
 use crate::protocol::{
     user_topic, ClientMessage, ErrorCode, ServerMessage, StreamPosition, CLOSE_ACCOUNT_DELETED,
-    CLOSE_TOKEN_EXPIRED,
+    CLOSE_SESSION_ENDED, CLOSE_TOKEN_EXPIRED,
 };
 
 const TASKS: &str = "tasks";
@@ -241,6 +241,13 @@ async fn session(
                 if e.code == CLOSE_ACCOUNT_DELETED =>
             {
                 return End::SignedOut("Your account was deleted; you are signed out.");
+            }
+            Input::Frame(Some(Err(WebSocketError::ConnectionClose(e))))
+                if e.code == CLOSE_SESSION_ENDED =>
+            {
+                return End::SignedOut(
+                    "You were signed out (the session ended, or the password was changed).",
+                );
             }
             // Closed, failed, or silent for too long.
             Input::Frame(_) | Input::Quiet => return End::Dropped { live },

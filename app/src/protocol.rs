@@ -186,12 +186,32 @@ pub const PASSWORD_MAX: usize = 128;
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 /// Close code of a live connection whose account was deleted.
 pub const CLOSE_ACCOUNT_DELETED: u16 = 4003;
+/// Close code of a live connection whose session ended: it signed out, or
+/// the account's password was changed.
+pub const CLOSE_SESSION_ENDED: u16 = 4004;
 
 /// Body of `POST /auth/register`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     pub username: String,
+    pub password: String,
+}
+
+/// Body of `POST /auth/password`: the current password proves it is the
+/// account's owner, not only someone holding a token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Body of `DELETE /users/me`: the password again, for a step that cannot
+/// be undone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reauthentication {
     pub password: String,
 }
 

@@ -183,10 +183,25 @@ test("deleting the account elsewhere signs the page out", async ({ page, request
   const board = new BoardPage(page);
   await board.gotoSignedIn(user);
   await expect(page.getByTestId("connection")).toHaveAttribute("data-personal", `user:${user.username}`);
-  expect((await request.delete("/users/me", { headers: authHeader(user) })).status()).toBe(204);
+  expect((await request.delete("/users/me", { headers: authHeader(user), data: { password: user.password } })).status()).toBe(204);
   await expect(board.toasts.filter({ hasText: "account was deleted" })).toBeVisible();
   await expect(board.signedInAs).toHaveCount(0);
   await expect(board.submit).toBeDisabled();
+  await expect(page.getByTestId("connection")).toHaveAttribute("data-state", "live");
+});
+
+test("changing the password elsewhere signs the page out", async ({ page, request }) => {
+  const user = await registerUser(request, "moving");
+  const board = new BoardPage(page);
+  await board.gotoSignedIn(user);
+  await expect(page.getByTestId("connection")).toHaveAttribute("data-personal", `user:${user.username}`);
+  const changed = await request.post("/auth/password", {
+    headers: authHeader(user),
+    data: { current_password: user.password, new_password: "another good passphrase" },
+  });
+  expect(changed.status()).toBe(200);
+  await expect(board.toasts.filter({ hasText: "You were signed out" })).toBeVisible();
+  await expect(board.signedInAs).toHaveCount(0);
   await expect(page.getByTestId("connection")).toHaveAttribute("data-state", "live");
 });
 

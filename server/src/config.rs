@@ -202,6 +202,17 @@ pub struct Config {
     #[arg(long, env = "PULSEBOARD_TOKEN_TTL_SECS", default_value_t = 3600)]
     pub token_ttl_secs: u64,
 
+    /// Longest a session may last from its sign-in with the password, in
+    /// seconds (default 7 days). Refreshing a token never extends it; past
+    /// it, the user signs in again.
+    #[arg(long, env = "PULSEBOARD_SESSION_MAX_SECS", default_value_t = 7 * 24 * 3600)]
+    pub session_max_secs: u64,
+
+    /// Sessions one account may have at once; signing in beyond it ends
+    /// the account's oldest session.
+    #[arg(long, env = "PULSEBOARD_MAX_SESSIONS_PER_USER", default_value_t = 32)]
+    pub max_sessions_per_user: usize,
+
     /// Allow creating, editing and deleting tasks without a token (for
     /// demos). Tokens that are sent are still checked.
     #[arg(long, env = "PULSEBOARD_OPEN_WRITES", default_value_t = false, value_parser = BoolishValueParser::new())]

@@ -85,6 +85,10 @@ impl broker::Sink for LocalSink {
     fn announcement(&self, announcement: broker::Announcement) {
         match announcement {
             broker::Announcement::AccountDeleted { user_id } => self.gate.end_user(user_id),
+            broker::Announcement::SessionEnded { session } => self.gate.sessions.end(&session),
+            broker::Announcement::SessionsEnded { user_id, except } => {
+                self.gate.sessions.end_all(user_id, except.as_deref())
+            }
         }
     }
 }
@@ -181,7 +185,12 @@ pub async fn build_state(
     }
     let secret = auth::jwt::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
     let auth = Arc::new(auth::Auth {
-        keys: auth::jwt::Keys::new(&secret, Duration::from_secs(config.token_ttl_secs.max(1))),
+        keys: auth::jwt::Keys::new(
+            &secret,
+            Duration::from_secs(config.token_ttl_secs.max(1)),
+            Duration::from_secs(config.session_max_secs.max(1)),
+        ),
+        max_sessions_per_user: config.max_sessions_per_user.max(1),
         hasher: auth::password::Hasher::new()?,
         throttle: auth::throttle::LoginThrottle::new(
             config.login_max_failures,

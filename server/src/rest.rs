@@ -110,12 +110,22 @@ async fn get_task(
     Ok(with_etag(StatusCode::OK, state.store.get(id).await?))
 }
 
-/// Checks that an assignee names an account.
+/// Checks that an assignee names an account. Only signed-in writers may
+/// name one: the answer tells whether an account exists, which a teammate
+/// assigning work needs to hear ("no user named ...", not a silent
+/// nobody), but an anonymous writer (`--open-writes`) has no business
+/// asking. Clearing the assignee needs no account.
 async fn checked_assignee(
     state: &AppState,
+    actor: Option<&AuthUser>,
     name: Option<String>,
 ) -> Result<Option<String>, ApiError> {
     let Some(name) = name else { return Ok(None) };
+    if actor.is_none() {
+        return Err(ApiError::Unauthorized(
+            "sign in to assign a task: anonymous writers cannot name accounts".into(),
+        ));
+    }
     if state.store.users().by_name(&name).await?.is_none() {
         return Err(ApiError::Validation(format!(
             "assignee: no user named {name:?}"
@@ -133,7 +143,7 @@ async fn create_task(
     let title = validate_title(&body.title).map_err(validation)?;
     let description = body.description.unwrap_or_default();
     validate_description(&description).map_err(validation)?;
-    let assignee = checked_assignee(&state, body.assignee).await?;
+    let assignee = checked_assignee(&state, actor.as_ref(), body.assignee).await?;
     let draft = Draft {
         title,
         description,
@@ -171,7 +181,7 @@ async fn update_task(
         validate_description(d).map_err(validation)?;
     }
     let assignee = match patch.assignee {
-        Some(name) => Some(checked_assignee(&state, name).await?),
+        Some(name) => Some(checked_assignee(&state, actor.as_ref(), name).await?),
         None => None,
     };
     // For the notifications: who was assigned before this change.

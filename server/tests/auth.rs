@@ -83,9 +83,10 @@ fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-/// Claims as the server issues them, for account `sub`, valid ten minutes.
-fn claims_for(sub: &str) -> Value {
-    json!({"sub": sub, "name": "ann", "iat": now(), "exp": now() + 600})
+/// Claims as the server issues them, for account `sub` in session `sid`,
+/// valid ten minutes.
+fn claims_for(sub: &str, sid: &str) -> Value {
+    json!({"sub": sub, "name": "ann", "sid": sid, "auth_time": now(), "iat": now(), "exp": now() + 600})
 }
 
 async fn json_of(resp: reqwest::Response) -> (StatusCode, Value) {
@@ -568,10 +569,12 @@ async fn forged_stale_and_malformed_tokens_are_refused_everywhere() {
     let bob = server.signup("bob").await;
     let sub = claims_of(&real)["sub"].as_str().unwrap().to_owned();
     let bob_sub = claims_of(&bob)["sub"].as_str().unwrap().to_owned();
+    let sid = claims_of(&real)["sid"].as_str().unwrap().to_owned();
+    let bob_sid = claims_of(&bob)["sid"].as_str().unwrap().to_owned();
     let [header, _, sig]: [&str; 3] = real.split('.').collect::<Vec<_>>().try_into().unwrap();
 
     // The forge is right: with the server's secret and sound claims it passes.
-    let genuine = forge(hs256(), claims_for(&sub), SECRET.as_bytes());
+    let genuine = forge(hs256(), claims_for(&sub, &sid), SECRET.as_bytes());
     let resp = authed_client(&genuine)
         .get(server.url("/users/me"))
         .send()
@@ -581,7 +584,7 @@ async fn forged_stale_and_malformed_tokens_are_refused_everywhere() {
 
     let mut bad: Vec<(String, String)> = Vec::new();
     // Payload swapped for another account's, signature kept.
-    let bobs = b64(claims_for(&bob_sub).to_string().as_bytes());
+    let bobs = b64(claims_for(&bob_sub, &bob_sid).to_string().as_bytes());
     bad.push(("tampered payload".into(), format!("{header}.{bobs}.{sig}")));
     // One signature character changed (not the last, whose low bits are padding).
     let mut flipped: Vec<char> = sig.chars().collect();
@@ -600,7 +603,7 @@ async fn forged_stale_and_malformed_tokens_are_refused_everywhere() {
     ));
     for alg in ["none", "None", "NONE"] {
         let h = b64(json!({"alg": alg, "typ": "JWT"}).to_string().as_bytes());
-        let p = b64(claims_for(&sub).to_string().as_bytes());
+        let p = b64(claims_for(&sub, &sid).to_string().as_bytes());
         bad.push((format!("alg {alg}, empty signature"), format!("{h}.{p}.")));
         bad.push((format!("alg {alg}, two segments"), format!("{h}.{p}")));
     }
@@ -608,7 +611,7 @@ async fn forged_stale_and_malformed_tokens_are_refused_everywhere() {
         "another secret".into(),
         forge(
             hs256(),
-            claims_for(&sub),
+            claims_for(&sub, &sid),
             b"another-secret-another-secret-xx",
         ),
     ));
@@ -616,7 +619,7 @@ async fn forged_stale_and_malformed_tokens_are_refused_everywhere() {
         "RS256 header".into(),
         forge(
             json!({"alg": "RS256", "typ": "JWT"}),
-            claims_for(&sub),
+            claims_for(&sub, &sid),
             SECRET.as_bytes(),
         ),
     ));
@@ -624,7 +627,7 @@ async fn forged_stale_and_malformed_tokens_are_refused_everywhere() {
         let input = format!(
             "{}.{}",
             b64(json!({"alg": "HS512", "typ": "JWT"}).to_string().as_bytes()),
-            b64(claims_for(&sub).to_string().as_bytes())
+            b64(claims_for(&sub, &sid).to_string().as_bytes())
         );
         format!(
             "{input}.{}",
@@ -651,11 +654,21 @@ async fn forged_stale_and_malformed_tokens_are_refused_everywhere() {
     ));
     bad.push((
         "no such account".into(),
-        forge(hs256(), claims_for("999999"), SECRET.as_bytes()),
+        forge(hs256(), claims_for("999999", &sid), SECRET.as_bytes()),
     ));
     bad.push((
         "non-numeric sub".into(),
-        forge(hs256(), claims_for("ann"), SECRET.as_bytes()),
+        forge(hs256(), claims_for("ann", &sid), SECRET.as_bytes()),
+    ));
+    // Signed right, but naming no session, or another account's.
+    let no_sid = json!({"sub": sub, "name": "ann", "iat": now(), "exp": now() + 600});
+    bad.push((
+        "no session".into(),
+        forge(hs256(), no_sid, SECRET.as_bytes()),
+    ));
+    bad.push((
+        "another account's session".into(),
+        forge(hs256(), claims_for(&sub, &bob_sid), SECRET.as_bytes()),
     ));
     let no_sub = json!({"name": "ann", "iat": now(), "exp": now() + 600});
     bad.push(("no sub".into(), forge(hs256(), no_sub, SECRET.as_bytes())));
@@ -825,7 +838,12 @@ async fn a_deleted_accounts_tokens_stop_working_at_once() {
     .await
     .unwrap();
 
-    let resp = ann.delete(server.url("/users/me")).send().await.unwrap();
+    let resp = ann
+        .delete(server.url("/users/me"))
+        .json(&json!({"password": common::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
 
     // Its live connections are closed, not left running until expiry.
@@ -1052,6 +1070,32 @@ async fn open_writes_allow_anonymous_writes_but_still_check_sent_tokens() {
         .unwrap();
     assert_eq!(mine["created_by"], "ann");
 
+    // Anonymous writers cannot name accounts: whether "ann" or "nobody",
+    // the answer is the same 401, so it tells them nothing.
+    for name in ["ann", "nobody"] {
+        let body = assert_unauthorized(
+            client()
+                .patch(&url)
+                .json(&json!({"assignee": name}))
+                .send()
+                .await
+                .unwrap(),
+            name,
+        )
+        .await;
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("sign in to assign"),
+            "{body}"
+        );
+        assert_unauthorized(
+            create_task(&client(), &server, json!({"title": "t", "assignee": name})).await,
+            name,
+        )
+        .await;
+    }
     assert_eq!(
         client()
             .patch(&url)

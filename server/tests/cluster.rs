@@ -16,7 +16,6 @@ use std::time::Duration;
 use common::cluster::{instances, new_database, postgres_url, Redis};
 use common::ws::{self, connect, recv, recv_text, subscribe, typed, typed_as};
 use common::{authed_client, client, create_task, list_tasks, Server};
-use futures::SinkExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -101,15 +100,7 @@ async fn tasks_chat_and_channels_cross_instances() {
     // The seed's chat: alice on A and bob on B hear each other.
     let mut alice = connect(&a.ws_url("/ws/alice")).await;
     let mut bob = connect(&b.ws_url("/ws/bob")).await;
-    alice.send(Message::text("ready")).await.unwrap();
-    assert_eq!(recv_text(&mut alice).await, "Client alice: ready");
-    bob.send(Message::text("here")).await.unwrap();
-    let mut first = recv_text(&mut bob).await;
-    if first == "Client alice: ready" {
-        first = recv_text(&mut bob).await;
-    }
-    assert_eq!(first, "Client bob: here");
-    assert_eq!(recv_text(&mut alice).await, "Client bob: here");
+    ws::join_chat(&mut alice, "alice", &mut bob, "bob").await;
 
     // The seed's Redis channels: published on B, received on A.
     let mut news = connect(&a.ws_url("/ws/redis/news")).await;
@@ -131,37 +122,7 @@ async fn a_client_resumes_on_another_instance_with_nothing_lost_or_repeated() {
     let (a, b) = (&c.servers[0], &c.servers[1]);
     let mut publisher = typed_as(&b.ws_url(""), &b.signup("pub").await).await;
 
-    let mut s = typed(&a.ws_url("")).await;
-    subscribe(&mut s, 1, "feed", None).await;
-    for i in 0..3 {
-        ws::publish_chat(&mut publisher, 100 + i, "feed", &format!("m{i}")).await;
-    }
-    let mut last = Value::Null;
-    for i in 0..3 {
-        let ev = recv(&mut s).await;
-        assert_eq!(ev["payload"]["text"], format!("m{i}"));
-        last = json!({"offset": ev["offset"], "epoch": ev["epoch"]});
-    }
-    drop(s);
-    for i in 3..8 {
-        ws::publish_chat(&mut publisher, 100 + i, "feed", &format!("m{i}")).await;
-    }
-    // Back, on the other instance.
-    let mut s = typed(&b.ws_url("")).await;
-    let reply = subscribe(&mut s, 2, "feed", Some(last)).await;
-    assert_eq!(reply["recovered"], true, "{reply}");
-    assert_eq!(reply["position"]["offset"], 8);
-    for i in 3..8 {
-        let ev = recv(&mut s).await;
-        assert_eq!(ev["payload"]["text"], format!("m{i}"), "missed, in order");
-    }
-    ws::publish_chat(&mut publisher, 200, "feed", "live").await;
-    let ev = recv(&mut s).await;
-    assert_eq!(
-        (ev["offset"].as_u64(), ev["payload"]["text"].as_str()),
-        (Some(9), Some("live")),
-        "live after the replay, nothing repeated"
-    );
+    ws::resume_loses_nothing(&mut publisher, &a.ws_url(""), &b.ws_url("")).await;
 }
 
 /// What one subscriber received: offsets per epoch, in arrival order, and
@@ -358,16 +319,57 @@ async fn cut_links_lose_nothing_and_a_redis_restart_is_a_reported_gap() {
 }
 
 #[tokio::test]
-async fn deleting_an_account_on_one_instance_closes_its_sockets_on_the_other() {
+async fn ending_sessions_and_accounts_on_one_instance_closes_their_sockets_on_the_other() {
     let Some(c) = cluster(2, "delete").await else {
         return;
     };
     let (a, b) = (&c.servers[0], &c.servers[1]);
+
+    // Signing out on A: the session's socket on B closes with 4004, the
+    // token is refused on B; another session of the same account goes on.
+    let leaving = a.signup("bob").await;
+    let staying = a.signup("bob").await;
+    let mut leaving_on_b = typed_as(&b.ws_url(""), &leaving).await;
+    let mut staying_on_b = typed_as(&b.ws_url(""), &staying).await;
+    subscribe(&mut leaving_on_b, 1, "board", None).await;
+    let out = authed_client(&leaving)
+        .post(a.url("/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        u16::from(ws::closed_with(&mut leaving_on_b, Duration::from_secs(5)).await),
+        4004
+    );
+    let refused = authed_client(&leaving)
+        .get(b.url("/users/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    subscribe(&mut staying_on_b, 2, "board", None).await;
+
+    // A password change on A ends the other session's socket on B too.
+    let changed = authed_client(&staying)
+        .post(a.url("/auth/password"))
+        .json(&json!({"current_password": common::PASSWORD, "new_password": "a new passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_eq!(
+        u16::from(ws::closed_with(&mut staying_on_b, Duration::from_secs(5)).await),
+        4004
+    );
+
+    // Deleting an account on A closes its sockets on B with 4003.
     let token = a.signup("ann").await;
     let mut on_b = typed_as(&b.ws_url(""), &token).await;
     subscribe(&mut on_b, 1, "user:ann", None).await;
     let deleted = authed_client(&token)
         .delete(a.url("/users/me"))
+        .json(&json!({"password": common::PASSWORD}))
         .send()
         .await
         .unwrap();

@@ -38,6 +38,11 @@ pub fn AccountArea(auth: Auth, dispatch: Dispatch, hydrated: ReadSignal<bool>) -
                     on:click=move |_| {
                         #[cfg(feature = "hydrate")]
                         {
+                            if let Some(session) = auth.session_untracked() {
+                                leptos::task::spawn_local(async move {
+                                    let _ = crate::auth::logout(&session).await;
+                                });
+                            }
                             auth.sign_out();
                             dispatch.run(Action::Notify(Level::Info, "Signed out".into()));
                         }

@@ -1,5 +1,7 @@
-//! Access tokens: HS256 JWTs with `sub` (the account id), `name`, `iat` and
-//! `exp`.
+//! Access tokens: HS256 JWTs with `sub` (the account id), `name`, `sid`
+//! (the session), `auth_time` (when that session signed in), `iat` and
+//! `exp`. A token never outlives its session's maximum length: `exp` is
+//! at most `auth_time` plus that length, however often it is refreshed.
 //!
 //! The algorithm is pinned: a header naming anything but HS256 (`none`,
 //! `RS256` signed with our secret read as a public key, …) is refused
@@ -35,6 +37,14 @@ pub struct Claims {
     /// The username when the token was issued, for display only: identity
     /// is checked against the database by `sub`.
     pub name: String,
+    /// The session the token belongs to (see `store::SessionStore`).
+    /// Tokens from before sessions existed have none and are refused.
+    #[serde(default)]
+    pub sid: String,
+    /// When the session signed in with the password (Unix seconds, as in
+    /// OpenID Connect): refreshing keeps it.
+    #[serde(default)]
+    pub auth_time: i64,
     pub iat: i64,
     pub exp: i64,
 }
@@ -61,16 +71,25 @@ pub struct Issued {
     pub expires_in: u64,
 }
 
-/// Signing and checking keys, and how long tokens live.
+/// Signing and checking keys, and how long tokens and sessions live.
 pub struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
+    max_session: Duration,
+}
+
+/// The session a token is issued for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRef {
+    pub id: String,
+    /// When it signed in (Unix seconds).
+    pub started_at: i64,
 }
 
 impl Keys {
-    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+    pub fn new(secret: &[u8], ttl: Duration, max_session: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.leeway = LEEWAY_SECS;
@@ -83,30 +102,50 @@ impl Keys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl,
+            max_session,
         }
     }
 
-    /// Signs a token for an account.
+    /// How long a session may last from its sign-in.
+    pub fn max_session(&self) -> Duration {
+        self.max_session
+    }
+
+    /// When a session that signed in at `started_at` ends (Unix seconds).
+    pub fn session_end(&self, started_at: i64) -> i64 {
+        started_at.saturating_add(self.max_session.as_secs() as i64)
+    }
+
+    /// Signs a token for an account's session: good for the token
+    /// lifetime, or until the session's maximum length, whichever is
+    /// sooner. `None` when the session has already reached it.
     pub fn issue(
         &self,
         user_id: i64,
         username: &str,
-    ) -> Result<Issued, jsonwebtoken::errors::Error> {
+        session: &SessionRef,
+    ) -> Result<Option<Issued>, jsonwebtoken::errors::Error> {
         let now = Utc::now();
-        let ttl = self.ttl.as_secs().max(1);
-        let exp = now.timestamp() + ttl as i64;
+        let exp = (now.timestamp() + self.ttl.as_secs().max(1) as i64)
+            .min(self.session_end(session.started_at));
+        if exp <= now.timestamp() {
+            return Ok(None);
+        }
+        let ttl = (exp - now.timestamp()) as u64;
         let claims = Claims {
             sub: user_id.to_string(),
             name: username.to_owned(),
+            sid: session.id.clone(),
+            auth_time: session.started_at,
             iat: now.timestamp(),
             exp,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
-        Ok(Issued {
+        Ok(Some(Issued {
             token,
             expires_at: DateTime::from_timestamp(exp, 0).unwrap_or(now),
             expires_in: ttl,
-        })
+        }))
     }
 
     /// Checks signature, algorithm and expiry, and returns the claims.
@@ -208,7 +247,33 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
     fn keys() -> Keys {
-        Keys::new(SECRET, Duration::from_secs(60))
+        Keys::new(SECRET, Duration::from_secs(60), Duration::from_secs(3600))
+    }
+
+    fn session(started_at: i64) -> SessionRef {
+        SessionRef {
+            id: "s1".into(),
+            started_at,
+        }
+    }
+
+    fn issue(k: &Keys, user_id: i64, name: &str) -> Issued {
+        k.issue(user_id, name, &session(Utc::now().timestamp()))
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn tokens_never_outlive_their_session() {
+        let k = keys();
+        let now = Utc::now().timestamp();
+        // Signed in 59m30s ago: the token gets the last 30 s, not 60.
+        let late = k.issue(1, "ann", &session(now - 3570)).unwrap().unwrap();
+        assert!(late.expires_in <= 30, "{}", late.expires_in);
+        let c = k.verify(&late.token).unwrap();
+        assert_eq!((c.sid.as_str(), c.auth_time), ("s1", now - 3570));
+        // Past it: nothing is issued.
+        assert!(k.issue(1, "ann", &session(now - 3600)).unwrap().is_none());
     }
 
     fn b64(v: &serde_json::Value) -> String {
@@ -237,7 +302,7 @@ mod tests {
     #[test]
     fn issued_tokens_verify() {
         let k = keys();
-        let issued = k.issue(7, "ann").unwrap();
+        let issued = issue(&k, 7, "ann");
         let c = k.verify(&issued.token).unwrap();
         assert_eq!((c.sub.as_str(), c.name.as_str()), ("7", "ann"));
         assert_eq!(c.expires_at(), issued.expires_at);
@@ -260,7 +325,7 @@ mod tests {
         );
         assert_eq!(k.verify(&other), Err(TokenError::Invalid));
         // Tampered payload, original signature.
-        let good = k.issue(1, "ann").unwrap().token;
+        let good = issue(&k, 1, "ann").token;
         let mut parts: Vec<&str> = good.split('.').collect();
         let evil = b64(&serde_json::json!({"sub": "2", "name": "bob", "iat": 0, "exp": later}));
         parts[1] = &evil;

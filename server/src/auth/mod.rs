@@ -6,9 +6,12 @@
 //! * [`shared`]: the same limits in Redis, for several instances.
 //! * [`routes`]: `/auth/register`, `/token`, `/auth/refresh`, `/users/me`.
 //!
-//! A token proves who someone is only while its account exists: every
-//! check looks the account up by the token's `sub`, so a deleted account's
-//! tokens stop working at once.
+//! A token proves who someone is only while its session and its account
+//! exist: every check reads both by the token's `sid` and `sub`, so a
+//! signed-out session, the sessions a password change ended and a deleted
+//! account's tokens stop working at once, on every instance. A session
+//! lasts at most `--session-max-secs` from the sign-in that began it;
+//! refreshing a token never extends that.
 //!
 //! Where tokens are read from: REST takes only `Authorization: Bearer`.
 //! WebSocket upgrades also take the `Sec-WebSocket-Protocol` pair
@@ -50,6 +53,8 @@ pub struct Auth {
     /// Task writes without a token (for demos). Tokens that are sent are
     /// still checked.
     pub open_writes: bool,
+    /// Sessions one account may hold; a sign-in beyond it ends the oldest.
+    pub max_sessions_per_user: usize,
 }
 
 impl Auth {
@@ -80,6 +85,30 @@ impl Auth {
         }
     }
 
+    /// Starts a session for `user_id` (a sign-in with the password, or a
+    /// password change) and issues its first token.
+    pub async fn start_session(
+        &self,
+        store: &TaskStore,
+        user_id: i64,
+        username: &str,
+    ) -> Result<jwt::Issued, ApiError> {
+        let now = Utc::now().timestamp();
+        let max = self.keys.max_session().as_secs() as i64;
+        let id = store
+            .sessions()
+            .start(user_id, now, now - max, self.max_sessions_per_user)
+            .await?;
+        let session = jwt::SessionRef {
+            id,
+            started_at: now,
+        };
+        self.keys
+            .issue(user_id, username, &session)
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::Internal("a new session is already over".into()))
+    }
+
     /// Takes one registration from the address's quota.
     pub async fn registration(&self, addr: Option<IpAddr>) -> Result<(), ApiError> {
         match &self.shared {
@@ -102,6 +131,8 @@ pub struct AuthUser {
     /// second query).
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The session the token belongs to.
+    pub session: jwt::SessionRef,
 }
 
 impl AuthUser {
@@ -122,6 +153,10 @@ pub enum AuthError {
     Token(#[from] TokenError),
     #[error("the token's account no longer exists")]
     UserGone,
+    #[error("the session has ended (signed out, or the password was changed): sign in again")]
+    SessionEnded,
+    #[error("the session has reached its maximum length ({}): sign in again", span(*.0))]
+    SessionTooLong(Duration),
     #[error("the account store is unavailable")]
     Store,
 }
@@ -135,7 +170,16 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// Checks a token and that its account still exists.
+/// A duration as people say it: "7 days", "12 h", "90 s".
+fn span(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{} h", s / 3_600),
+        s => format!("{s} s"),
+    }
+}
+
+/// Checks a token and that its session and account still exist.
 pub async fn authenticate(
     auth: &Auth,
     store: &TaskStore,
@@ -146,16 +190,36 @@ pub async fn authenticate(
         .sub
         .parse()
         .map_err(|_| AuthError::Token(TokenError::Invalid))?;
-    let user = store.users().by_id(id).await.map_err(|e| {
-        tracing::error!(error = %e, "looking up a token's account failed");
+    let store_error = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "looking up a token's session failed");
         AuthError::Store
-    })?;
-    let user = user.ok_or(AuthError::UserGone)?;
+    };
+    let user = if claims.sid.is_empty() {
+        None
+    } else {
+        store
+            .sessions()
+            .user(&claims.sid, id)
+            .await
+            .map_err(store_error)?
+    };
+    let Some(user) = user else {
+        // Only on refusal: say which of the two is gone.
+        let exists = store.users().by_id(id).await.map_err(store_error)?;
+        return Err(match exists {
+            Some(_) => AuthError::SessionEnded,
+            None => AuthError::UserGone,
+        });
+    };
     Ok(AuthUser {
         id,
         username: user.username,
         created_at: user.created_at,
         expires_at: claims.expires_at(),
+        session: jwt::SessionRef {
+            id: claims.sid,
+            started_at: claims.auth_time,
+        },
     })
 }
 

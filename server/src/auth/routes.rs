@@ -4,9 +4,15 @@
 //! |---|---|
 //! | `POST /auth/register` | JSON `{username, password}` → 201 and the account |
 //! | `POST /token` | OAuth2 password grant (form `username`, `password`) → a bearer token |
-//! | `POST /auth/refresh` | a valid token → a fresh one, for sessions that outlive one token |
+//! | `POST /auth/refresh` | a valid token → a fresh one of the same session, up to the session's maximum length |
+//! | `POST /auth/logout` | ends the token's session: its tokens and sockets stop working at once |
+//! | `POST /auth/password` | JSON `{current_password, new_password}` → a token of a new session; every other session ends |
 //! | `GET /users/me` | the token's account |
-//! | `DELETE /users/me` | deletes the account; its tokens stop working at once |
+//! | `DELETE /users/me` | JSON `{password}` → deletes the account; its tokens stop working at once |
+//!
+//! The two steps a stolen token must not be enough for, changing the
+//! password and deleting the account, ask for the password again; wrong
+//! answers count against the same login throttle as `POST /token`.
 
 use std::net::SocketAddr;
 
@@ -18,9 +24,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use app::protocol::{validate_password, validate_username, Credentials, TokenResponse, UserInfo};
+use app::protocol::{
+    validate_password, validate_username, Credentials, PasswordChange, Reauthentication,
+    TokenResponse, UserInfo,
+};
 
-use super::RequireUser;
+use super::{AuthError, AuthUser, RequireUser};
 use crate::error::{ApiError, Json};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -30,6 +39,8 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/register", post(register))
         .route("/token", post(token))
         .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/auth/password", post(change_password))
         .route("/users/me", get(me).delete(delete_me))
 }
 
@@ -96,12 +107,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Form<T> 
     }
 }
 
-fn token_response(state: &AppState, user_id: i64, username: &str) -> Result<Response, ApiError> {
-    let issued = state
-        .auth
-        .keys
-        .issue(user_id, username)
-        .map_err(ApiError::internal)?;
+fn token_response(issued: super::jwt::Issued) -> Response {
     let body = TokenResponse {
         access_token: issued.token,
         token_type: "bearer".into(),
@@ -112,7 +118,52 @@ fn token_response(state: &AppState, user_id: i64, username: &str) -> Result<Resp
         (header::CACHE_CONTROL, "no-store"),
         (header::PRAGMA, "no-cache"),
     ];
-    Ok((StatusCode::OK, headers, axum::Json(body)).into_response())
+    (StatusCode::OK, headers, axum::Json(body)).into_response()
+}
+
+/// Checks `password` against `user`'s, as a login attempt: wrong answers
+/// count against the same throttle as `POST /token`.
+async fn reauthenticate(
+    state: &AppState,
+    addr: Option<std::net::IpAddr>,
+    user: &AuthUser,
+    password: &str,
+) -> Result<(), ApiError> {
+    state.auth.login_attempt(&user.username, addr).await?;
+    let stored = state.store.users().by_id(user.id).await?;
+    let ok = password.chars().count() <= app::protocol::PASSWORD_MAX
+        && state
+            .auth
+            .hasher
+            .verify(password, stored.as_ref().map(|u| u.password_hash.as_str()))
+            .await
+            .map_err(hash_error)?;
+    if !ok {
+        state
+            .metrics
+            .login_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(user = %user.username, "re-authentication failed");
+        return Err(ApiError::InvalidCredentials);
+    }
+    state.auth.login_succeeded(&user.username, addr).await;
+    Ok(())
+}
+
+/// Closes the sockets an announcement names, here at once and on every
+/// other instance through the broker (here too, again, harmlessly).
+async fn announce(state: &AppState, announcement: crate::broker::Announcement) {
+    use crate::broker::Announcement;
+    match &announcement {
+        Announcement::AccountDeleted { user_id } => state.gate.end_user(*user_id),
+        Announcement::SessionEnded { session } => state.gate.sessions.end(session),
+        Announcement::SessionsEnded { user_id, except } => {
+            state.gate.sessions.end_all(*user_id, except.as_deref())
+        }
+    }
+    if let Err(e) = state.rt.announce(announcement).await {
+        tracing::error!(error = %e, "announcing to other instances failed");
+    }
 }
 
 async fn register(
@@ -188,8 +239,12 @@ async fn token(
     match user {
         Some(user) if ok => {
             state.auth.login_succeeded(&form.username, addr).await;
-            tracing::info!(user = %user.username, "token issued");
-            token_response(&state, user.id, &user.username)
+            let issued = state
+                .auth
+                .start_session(&state.store, user.id, &user.username)
+                .await?;
+            tracing::info!(user = %user.username, "signed in");
+            Ok(token_response(issued))
         }
         _ => {
             state
@@ -202,11 +257,86 @@ async fn token(
     }
 }
 
+/// A fresh token of the same session, never past the session's end.
 async fn refresh(
     State(state): State<AppState>,
     RequireUser(user): RequireUser,
 ) -> Result<Response, ApiError> {
-    token_response(&state, user.id, &user.username)
+    let issued = state
+        .auth
+        .keys
+        .issue(user.id, &user.username, &user.session)
+        .map_err(ApiError::internal)?;
+    match issued {
+        Some(issued) => Ok(token_response(issued)),
+        None => Err(AuthError::SessionTooLong(state.auth.keys.max_session()).into()),
+    }
+}
+
+/// Signs out: the token's session ends, so its tokens are refused and its
+/// sockets close with 4004, on every instance.
+async fn logout(
+    State(state): State<AppState>,
+    RequireUser(user): RequireUser,
+) -> Result<StatusCode, ApiError> {
+    state.store.sessions().end(&user.session.id).await?;
+    tracing::info!(user = %user.username, "signed out");
+    announce(
+        &state,
+        crate::broker::Announcement::SessionEnded {
+            session: user.session.id.clone(),
+        },
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the password with the current one, ends every session of the
+/// account (the caller's too: a copy of its token may be what the change
+/// is meant to shut out) and answers with a token of a new session.
+async fn change_password(
+    State(state): State<AppState>,
+    PeerAddr(addr): PeerAddr,
+    RequireUser(user): RequireUser,
+    Json(body): Json<PasswordChange>,
+) -> Result<Response, ApiError> {
+    validate_password(&body.new_password).map_err(|e| ApiError::Validation(e.to_string()))?;
+    reauthenticate(&state, addr, &user, &body.current_password).await?;
+    let hash = state
+        .auth
+        .hasher
+        .hash(&body.new_password)
+        .await
+        .map_err(hash_error)?;
+    state
+        .store
+        .users()
+        .set_password(user.id, &hash)
+        .await
+        .map_err(|e| match e {
+            StoreError::UserNotFound => AuthError::UserGone.into(),
+            other => ApiError::from(other),
+        })?;
+    let issued = state
+        .auth
+        .start_session(&state.store, user.id, &user.username)
+        .await?;
+    tracing::info!(user = %user.username, "password changed; other sessions ended");
+    let except = state
+        .auth
+        .keys
+        .verify(&issued.token)
+        .ok()
+        .map(|claims| claims.sid);
+    announce(
+        &state,
+        crate::broker::Announcement::SessionsEnded {
+            user_id: user.id,
+            except,
+        },
+    )
+    .await;
+    Ok(token_response(issued))
 }
 
 /// The extractor has just read the account; no second query.
@@ -219,28 +349,27 @@ async fn me(RequireUser(user): RequireUser) -> axum::Json<UserInfo> {
 
 async fn delete_me(
     State(state): State<AppState>,
+    PeerAddr(addr): PeerAddr,
     RequireUser(user): RequireUser,
+    Json(body): Json<Reauthentication>,
 ) -> Result<StatusCode, ApiError> {
     state.rt.ensure_up()?;
+    reauthenticate(&state, addr, &user, &body.password).await?;
     let unassigned = state
         .store
         .users()
         .delete(user.id, &user.username)
         .await
         .map_err(|e| match e {
-            StoreError::UserNotFound => super::AuthError::UserGone.into(),
+            StoreError::UserNotFound => AuthError::UserGone.into(),
             other => ApiError::from(other),
         })?;
     tracing::info!(user = %user.username, "account deleted");
-    // Here at once, and on every other instance through the broker.
-    state.gate.end_user(user.id);
-    if let Err(e) = state
-        .rt
-        .announce(crate::broker::Announcement::AccountDeleted { user_id: user.id })
-        .await
-    {
-        tracing::error!(error = %e, "announcing an account's deletion to other instances failed");
-    }
+    announce(
+        &state,
+        crate::broker::Announcement::AccountDeleted { user_id: user.id },
+    )
+    .await;
     // Whoever registers this name next starts with an empty personal topic.
     if let Err(e) = state
         .rt

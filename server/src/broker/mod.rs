@@ -45,6 +45,14 @@ pub trait Sink: Send + Sync + 'static {
 pub enum Announcement {
     /// The account is gone: close its sockets (4003) on every instance.
     AccountDeleted { user_id: i64 },
+    /// A session signed out: close its sockets (4004) everywhere.
+    SessionEnded { session: String },
+    /// The account's password changed: close the sockets of all its
+    /// sessions but `except` (the one the change started) everywhere.
+    SessionsEnded {
+        user_id: i64,
+        except: Option<String>,
+    },
 }
 
 /// Closures take events and ignore heads (tests use them).

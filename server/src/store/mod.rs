@@ -20,8 +20,10 @@ use app::protocol::{Task, TaskStatus};
 
 mod creates;
 mod history;
+mod sessions;
 mod users;
 pub use history::HistoryStore;
+pub use sessions::SessionStore;
 pub use users::{User, UserStore};
 
 /// Why a store operation failed.
@@ -295,6 +297,11 @@ impl TaskStore {
     /// The accounts table, on the same pool.
     pub fn users(&self) -> UserStore {
         UserStore::new(self.pool.clone())
+    }
+
+    /// Signed-in sessions, on the same pool.
+    pub fn sessions(&self) -> SessionStore {
+        SessionStore::new(self.pool.clone())
     }
 
     /// Topic streams saved by a graceful shutdown.

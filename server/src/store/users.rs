@@ -47,9 +47,9 @@ pub struct UserStore {
     pool: AnyPool,
 }
 
-const USER_COLUMNS: &str = "id, username, password_hash, created_at";
+pub(super) const USER_COLUMNS: &str = "id, username, password_hash, created_at";
 
-fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
+pub(super) fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
     Ok(User {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
@@ -100,7 +100,27 @@ impl UserStore {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    /// Deletes an account and clears it as assignee, in one transaction.
+    /// Replaces the account's password hash and ends all its sessions, in
+    /// one transaction: no token issued before the change works after it.
+    pub async fn set_password(&self, id: i64, password_hash: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if changed.rows_affected() == 0 {
+            return Err(StoreError::UserNotFound);
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes an account and its sessions and clears it as assignee, in one transaction.
     /// Returns the tasks that lost their assignee, so their change can be
     /// published like any other.
     pub async fn delete(&self, id: i64, username: &str) -> Result<Vec<Task>, StoreError> {
@@ -112,6 +132,10 @@ impl UserStore {
         if gone.rows_affected() == 0 {
             return Err(StoreError::UserNotFound);
         }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let rows = sqlx::query(&format!(
             "UPDATE tasks SET assignee = NULL, updated_at = $1, version = version + 1 \
              WHERE assignee = $2 RETURNING {COLUMNS}"

@@ -9,6 +9,7 @@ pub mod channel;
 pub mod chat;
 pub mod deflate;
 pub mod echo;
+pub mod live_sessions;
 pub mod notify;
 pub mod seats;
 pub mod secure;
@@ -157,6 +158,8 @@ pub struct ConnectionGate {
     per_user: std::sync::Mutex<HashMap<i64, Seats>>,
     /// With Redis: the per-account count across every instance.
     cluster: std::sync::OnceLock<Arc<seats::ClusterSeats>>,
+    /// Live connections per session, for ending a session's sockets.
+    pub sessions: Arc<live_sessions::LiveSessions>,
 }
 
 /// An account's live connections on this instance: how many, and the
@@ -174,6 +177,14 @@ pub struct UserPermit {
     pub ended: CancellationToken,
     /// The cluster-wide seat, when Redis is configured and answered.
     _cluster: Option<seats::ClusterSeat>,
+}
+
+impl UserPermit {
+    /// Watches the connection's session too, so ending the session (or
+    /// deleting the account) closes it.
+    pub fn watch_session(&self, sid: &str) -> live_sessions::SessionWatch {
+        self.gate.sessions.watch(self.user_id, sid, &self.ended)
+    }
 }
 
 impl Drop for UserPermit {
@@ -210,6 +221,7 @@ impl ConnectionGate {
             per_user_max,
             per_user: Default::default(),
             cluster: Default::default(),
+            sessions: Default::default(),
         }
     }
 
@@ -379,6 +391,7 @@ pub async fn typed_handler(
         heartbeat_ms,
         user,
         seat,
+        watch: None,
         auth: state.auth.clone(),
         store: state.store.clone(),
         gate: state.gate.clone(),
@@ -410,7 +423,12 @@ pub async fn secure_handler(
     let Some(seat) = state.gate.acquire_user(user.id).await else {
         return over_user_limit(&state, upgrade);
     };
-    let handler = secure::Secure { user, topic, seat };
+    let handler = secure::Secure {
+        user,
+        topic,
+        seat,
+        watch: None,
+    };
     spawn_session(&state, upgrade, handler)
 }
 

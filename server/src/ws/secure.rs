@@ -22,12 +22,16 @@ pub struct Secure {
     pub topic: String,
     /// The account's connection slot, held for the session's life.
     pub seat: super::UserPermit,
+    /// The watch on the token's session, once open.
+    pub watch: Option<super::live_sessions::SessionWatch>,
 }
 
 impl Handler for Secure {
     async fn on_open(&mut self, ctx: &mut Ctx) -> Flow {
         ctx.set_deadline(Some(self.user.remaining()));
-        ctx.watch_account(self.seat.ended.clone());
+        let watch = self.seat.watch_session(&self.user.session.id);
+        ctx.watch_session(self.seat.ended.clone(), watch.ended.clone());
+        self.watch = Some(watch);
         ctx.sign_in(&self.user.username);
         let topic = self.topic.clone();
         match ctx.subscribe(&topic, None).await {

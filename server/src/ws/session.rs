@@ -147,6 +147,9 @@ pub struct Ctx {
     deadline: Option<Instant>,
     /// Cancelled when the connection's account is deleted.
     account: Option<CancellationToken>,
+    /// Cancelled when the connection's session ends, or with `account`
+    /// (it is a child of it).
+    session: Option<CancellationToken>,
     /// `deadline` or `account` changed since the session last looked.
     watch_changed: bool,
     /// The signed-in user, whose subscriptions count in presence.
@@ -171,10 +174,12 @@ impl Ctx {
         self.watch_changed = true;
     }
 
-    /// Ties the session to an account: it closes with 4003 if the account
-    /// is deleted.
-    pub fn watch_account(&mut self, handle: CancellationToken) {
-        self.account = Some(handle);
+    /// Ties the connection to an account and a signed-in session: it
+    /// closes with 4003 if the account is deleted, with 4004 if the
+    /// session ends (signed out, or the password changed).
+    pub fn watch_session(&mut self, account: CancellationToken, session: CancellationToken) {
+        self.account = Some(account);
+        self.session = Some(session);
         self.watch_changed = true;
     }
 
@@ -488,6 +493,7 @@ enum Wake {
     Frame(Result<Frame, yawc::WebSocketError>),
     Events(Arc<Delivery>),
     AccountDeleted,
+    SessionEnded,
     Expired,
     Tick,
 }
@@ -549,6 +555,7 @@ pub async fn run<T, H>(
         max_subscriptions: limits.max_subscriptions,
         deadline: None,
         account: None,
+        session: None,
         watch_changed: false,
         who: None,
     };
@@ -565,7 +572,7 @@ pub async fn run<T, H>(
     // Only signed-in connections have a deadline: the timer is allocated
     // for them alone.
     let mut expiry: Option<Pin<Box<tokio::time::Sleep>>> = None;
-    let mut account: Option<Pin<Box<WaitForCancellationFutureOwned>>> = None;
+    let mut ended: Option<Pin<Box<WaitForCancellationFutureOwned>>> = None;
 
     let end = 'session: {
         let flow = Box::pin(handler.on_open(&mut ctx)).await;
@@ -584,7 +591,7 @@ pub async fn run<T, H>(
                 expiry = ctx
                     .deadline
                     .map(|at| Box::pin(tokio::time::sleep_until(at)));
-                account = ctx.account.clone().map(|t| Box::pin(t.cancelled_owned()));
+                ended = ctx.session.clone().map(|t| Box::pin(t.cancelled_owned()));
             }
             let wake = std::future::poll_fn(|cx| {
                 if halted.as_mut().poll(cx).is_ready() {
@@ -615,9 +622,14 @@ pub async fn run<T, H>(
                         return Poll::Ready(Wake::Events(first));
                     }
                 }
-                if let Some(deleted) = account.as_mut() {
-                    if deleted.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Wake::AccountDeleted);
+                if let Some(ended) = ended.as_mut() {
+                    if ended.as_mut().poll(cx).is_ready() {
+                        let deleted = ctx.account.as_ref().is_some_and(|a| a.is_cancelled());
+                        return Poll::Ready(if deleted {
+                            Wake::AccountDeleted
+                        } else {
+                            Wake::SessionEnded
+                        });
                     }
                 }
                 if let Some(expiry) = expiry.as_mut() {
@@ -747,6 +759,10 @@ pub async fn run<T, H>(
                 Wake::AccountDeleted => {
                     let code = CloseCode::from(app::protocol::CLOSE_ACCOUNT_DELETED);
                     break 'session End::Close(code, "account deleted".into());
+                }
+                Wake::SessionEnded => {
+                    let code = CloseCode::from(app::protocol::CLOSE_SESSION_ENDED);
+                    break 'session End::Close(code, "session ended".into());
                 }
                 Wake::Expired => {
                     metrics.token_expiry_closes.fetch_add(1, Ordering::Relaxed);

@@ -48,6 +48,8 @@ pub struct Typed {
     pub user: Option<AuthUser>,
     /// The account's connection slot, once signed in.
     pub seat: Option<super::UserPermit>,
+    /// The watch on the session of the token last accepted.
+    pub watch: Option<super::live_sessions::SessionWatch>,
     /// For checking tokens sent in-band (only what that needs: this is
     /// held by every open connection).
     pub auth: Arc<Auth>,
@@ -194,7 +196,11 @@ impl Typed {
                 None => return Flow::Close(CloseCode::Policy, super::USER_LIMIT_REASON.into()),
             },
         };
-        ctx.watch_account(seat.ended.clone());
+        // A fresh token may belong to another session of the same account
+        // (signed in again elsewhere): the connection follows the newest.
+        let watch = seat.watch_session(&user.session.id);
+        ctx.watch_session(seat.ended.clone(), watch.ended.clone());
+        self.watch = Some(watch);
         self.seat = Some(seat);
         ctx.set_deadline(Some(user.remaining()));
         if self.user.is_none() {
@@ -216,8 +222,10 @@ impl Typed {
 impl Handler for Typed {
     async fn on_open(&mut self, ctx: &mut Ctx) -> Flow {
         ctx.set_deadline(self.user.as_ref().map(AuthUser::remaining));
-        if let Some(seat) = &self.seat {
-            ctx.watch_account(seat.ended.clone());
+        if let (Some(seat), Some(user)) = (&self.seat, &self.user) {
+            let watch = seat.watch_session(&user.session.id);
+            ctx.watch_session(seat.ended.clone(), watch.ended.clone());
+            self.watch = Some(watch);
         }
         if let Some(user) = &self.user {
             ctx.sign_in(&user.username);
@@ -393,6 +401,10 @@ mod tests {
             username: name.into(),
             created_at: chrono::Utc::now(),
             expires_at: chrono::Utc::now(),
+            session: crate::auth::jwt::SessionRef {
+                id: "s".into(),
+                started_at: 0,
+            },
         }
     }
 
