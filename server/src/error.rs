@@ -37,6 +37,10 @@ pub enum ApiError {
     OriginNotAllowed,
     #[error("no route for this path")]
     RouteNotFound,
+    /// The path exists, the method does not (the `Allow` header lists
+    /// the ones that do).
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
     /// No token, or one that is invalid, expired, or of a deleted account.
     #[error("{0}")]
     Unauthorized(String),
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::BadPath(_) => "invalid_path",
             ApiError::TaskNotFound(_) => "task_not_found",
             ApiError::RouteNotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::TooManyAttempts(_) | ApiError::TooManyRegistrations(_) => "too_many_attempts",
@@ -112,6 +117,7 @@ impl ApiError {
             }
             ApiError::Validation(_) | ApiError::BadBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TaskNotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::OriginNotAllowed | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,

@@ -294,6 +294,9 @@ pub fn router(state: AppState) -> Router {
             move || shell(leptos.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // A known path with an unknown method: our JSON error, not an
+        // empty 405.
+        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
     if let Some(cors) = cors_layer(&state.config.cors_origins) {
         router = router.layer(cors);
