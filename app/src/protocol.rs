@@ -434,6 +434,9 @@ pub enum ErrorCode {
     /// The connection's user may not do this (another user's topic, or a
     /// token of a different user on an authenticated connection).
     Forbidden,
+    /// The account is publishing faster than it may; the message says
+    /// when to retry.
+    RateLimited,
 }
 
 /// A message from the server on `/ws/v1`.

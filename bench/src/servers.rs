@@ -81,6 +81,9 @@ pub const PULSEBOARD_FLAGS: &[&str] = &[
     "100000",
     "--ws-rate-burst",
     "100000",
+    // One anonymous publisher writes every task.
+    "--publish-rate-per-sec",
+    "0",
 ];
 
 fn free_port() -> std::io::Result<u16> {

@@ -123,7 +123,8 @@ fn message_of(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<S
 async fn publish(
     State(state): State<AppState>,
     Path(channel): Path<String>,
-    Writer(_user): Writer,
+    Writer(user): Writer,
+    crate::client_addr::PeerAddr(addr): crate::client_addr::PeerAddr,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -145,6 +146,7 @@ async fn publish(
             "message: at most {max} bytes"
         )));
     }
+    state.rt.publishing(user.as_ref(), addr)?;
     state
         .rt
         .publish(&topic, Payload::Message { text })

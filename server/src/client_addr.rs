@@ -12,6 +12,7 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 
 /// An address or a network (`10.0.0.0/8`, `fd00::/8`) of trusted proxies.
@@ -96,6 +97,27 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[TrustedProxy]) ->
         }
     }
     client
+}
+
+/// The client's address, when the accept loop recorded it: the TCP peer,
+/// or behind a trusted proxy the address it forwarded for (see
+/// this module).
+pub struct PeerAddr(pub Option<IpAddr>);
+
+impl FromRequestParts<crate::state::AppState> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &crate::state::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(PeerAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| client_ip(c.0.ip(), &parts.headers, &state.config.trusted_proxies)),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -198,6 +198,24 @@ pub struct Config {
     #[arg(long, env = "PULSEBOARD_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 
+    /// Publishes a second one account may make, on every endpoint
+    /// together (task writes, `POST /publish`, `POST /publish/{channel}`,
+    /// WebSocket publishing); anonymous writers count per address. Beyond
+    /// it: 429 with Retry-After, or `rate_limited` on `/ws/v1`. 0: no
+    /// limit.
+    #[arg(long, env = "PULSEBOARD_PUBLISH_RATE_PER_SEC", default_value_t = 20)]
+    pub publish_rate_per_sec: u32,
+
+    /// Personal notifications one user's changes may cause another a
+    /// minute, after a burst of five; the rest are counted and said in one
+    /// line ("and 12 more changes by ann"). 0: no limit.
+    #[arg(long, env = "PULSEBOARD_NOTICES_PER_MINUTE", default_value_t = 10)]
+    pub notices_per_minute: u32,
+
+    /// Publishes one account may make at once before the rate applies.
+    #[arg(long, env = "PULSEBOARD_PUBLISH_BURST", default_value_t = 60)]
+    pub publish_burst: u32,
+
     /// Seconds an access token stays valid.
     #[arg(long, env = "PULSEBOARD_TOKEN_TTL_SECS", default_value_t = 3600)]
     pub token_ttl_secs: u64,

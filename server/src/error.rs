@@ -56,6 +56,9 @@ pub enum ApiError {
     /// Too many accounts registered from one address; retry after.
     #[error("too many accounts registered from this address; try again in {} s", .0.as_secs().max(1))]
     TooManyRegistrations(std::time::Duration),
+    /// The publisher is over its publishing rate; retry after the duration.
+    #[error("publishing too fast: try again in {} ms", .0.as_millis().max(1))]
+    PublishingTooFast(std::time::Duration),
     /// Authenticated, but not allowed to do this.
     #[error("{0}")]
     Forbidden(String),
@@ -95,6 +98,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::TooManyAttempts(_) | ApiError::TooManyRegistrations(_) => "too_many_attempts",
+            ApiError::PublishingTooFast(_) => "rate_limited",
             ApiError::UsernameTaken => "username_taken",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::UnsupportedForm => "unsupported_media_type",
@@ -122,9 +126,9 @@ impl ApiError {
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::OriginNotAllowed | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::TooManyAttempts(_) | ApiError::TooManyRegistrations(_) => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::TooManyAttempts(_)
+            | ApiError::TooManyRegistrations(_)
+            | ApiError::PublishingTooFast(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UsernameTaken => StatusCode::CONFLICT,
             ApiError::UnsupportedForm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -173,7 +177,9 @@ impl IntoResponse for ApiError {
                 let challenge = [(axum::http::header::WWW_AUTHENTICATE, "Bearer")];
                 (status, challenge, axum::Json(body)).into_response()
             }
-            ApiError::TooManyAttempts(wait) | ApiError::TooManyRegistrations(wait) => {
+            ApiError::TooManyAttempts(wait)
+            | ApiError::TooManyRegistrations(wait)
+            | ApiError::PublishingTooFast(wait) => {
                 let body = ErrorBody {
                     error: self.code().into(),
                     message: self.to_string(),

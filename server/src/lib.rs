@@ -10,13 +10,17 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod notices;
 pub mod presence;
 pub mod publish;
 pub mod pubsub;
+pub mod rate;
 pub mod rest;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod task_order;
+pub mod topics;
 pub mod ws;
 
 use std::sync::Arc;
@@ -170,8 +174,13 @@ pub async fn build_state(
             (Arc::new(memory.clone()), Some(memory))
         }
     };
-    let mut rt =
-        Realtime::new(hub, broker, metrics.clone()).with_recovery_limit(config.recovery_max_bytes);
+    let mut rt = Realtime::new(hub, broker, metrics.clone())
+        .with_recovery_limit(config.recovery_max_bytes)
+        .with_publish_quota(topics::PublishQuota::new(
+            config.publish_rate_per_sec,
+            config.publish_burst,
+        ))
+        .with_notices(notices::Notices::new(config.notices_per_minute));
     if let Some(conn) = presence_conn {
         // Members outlive one and a half heartbeat intervals, so a crashed
         // instance's users are gone within a heartbeat or two.
@@ -216,6 +225,7 @@ pub async fn build_state(
         sessions: TaskTracker::new(),
         sessions_runtime: sessions,
         rt,
+        task_order: Arc::default(),
         embedded_broker: embedded,
         gate,
         metrics,

@@ -46,8 +46,9 @@ async fn publish(
     Json(body): Json<PublishBody>,
 ) -> Result<(StatusCode, axum::Json<Published>), ApiError> {
     validate_topic(&body.topic).map_err(|e| ApiError::Validation(format!("topic: {e}")))?;
-    let payload = crate::ws::typed::may_publish(&body.topic, body.payload, Some(&user))
+    let payload = crate::topics::may_publish(&body.topic, body.payload, Some(&user))
         .map_err(|(_, why)| ApiError::Forbidden(why.to_owned()))?;
+    state.rt.publishing(Some(&user), None)?;
     let event = state.rt.publish(&body.topic, payload).await.map_err(|e| {
         tracing::warn!(error = %e, "publish failed");
         ApiError::Unavailable("the broker is unavailable; retry".into())

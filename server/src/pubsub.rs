@@ -48,6 +48,11 @@ pub struct Realtime {
     /// Most bytes of events (as JSON) one recovery may send; beyond it the
     /// client is told to reload instead.
     recovery_max_bytes: usize,
+    /// How fast each account (or anonymous address) may publish, on every
+    /// endpoint together.
+    pub quota: Arc<crate::topics::PublishQuota>,
+    /// The ration of personal notifications per (sender, recipient).
+    notices: Arc<crate::notices::Notices>,
 }
 
 /// Default for [`Realtime::with_recovery_limit`]: the size of one
@@ -65,7 +70,72 @@ impl Realtime {
             metrics,
             presence: Presence::local(),
             recovery_max_bytes: RECOVERY_MAX_BYTES,
+            quota: Arc::new(crate::topics::PublishQuota::new(0, 0)),
+            notices: Arc::new(crate::notices::Notices::new(0)),
         }
+    }
+
+    /// Rations the personal notifications one user causes another.
+    pub fn with_notices(mut self, notices: crate::notices::Notices) -> Self {
+        self.notices = Arc::new(notices);
+        self
+    }
+
+    /// A personal notification that `sender`'s change causes `recipient`,
+    /// within the pair's ration (see [`crate::notices`]): sent now, with
+    /// the count of any held back before it, or held back and summed up
+    /// later.
+    pub async fn notify_from(&self, sender: &str, recipient: &str, title: String, body: String) {
+        use crate::notices::Verdict;
+        match self.notices.admit(sender, recipient) {
+            Verdict::Send { also: 0 } => self.notify_user(recipient, title, body).await,
+            Verdict::Send { also } => {
+                let body = format!("{body} (and {also} more changes by {sender})");
+                self.notify_user(recipient, title, body).await
+            }
+            Verdict::Hold(None) => {}
+            Verdict::Hold(Some(wait)) => {
+                let rt = self.clone();
+                let (sender, recipient) = (sender.to_owned(), recipient.to_owned());
+                tokio::spawn(async move { rt.summarise(&sender, &recipient, wait).await });
+            }
+        }
+    }
+
+    /// Sends the count of held-back notifications once the pair may send
+    /// again, unless a later notification has carried it already.
+    async fn summarise(&self, sender: &str, recipient: &str, mut wait: std::time::Duration) {
+        loop {
+            tokio::time::sleep(wait).await;
+            match self.notices.summary(sender, recipient) {
+                Ok(0) => return,
+                Ok(n) => {
+                    let body = format!("{sender} made {n} more changes to your tasks");
+                    self.notify_user(recipient, "More changes to your tasks".into(), body)
+                        .await;
+                    return;
+                }
+                Err(again) => wait = again,
+            }
+        }
+    }
+
+    /// Limits how fast each publisher may publish (unlimited without).
+    pub fn with_publish_quota(mut self, quota: crate::topics::PublishQuota) -> Self {
+        self.quota = Arc::new(quota);
+        self
+    }
+
+    /// One publish by `who` (an account, or an anonymous writer's
+    /// address), or the 429 that says when to retry.
+    pub fn publishing(
+        &self,
+        who: Option<&crate::auth::AuthUser>,
+        addr: Option<std::net::IpAddr>,
+    ) -> Result<(), crate::error::ApiError> {
+        self.quota
+            .take(crate::topics::Publisher::of(who, addr))
+            .map_err(crate::error::ApiError::PublishingTooFast)
     }
 
     /// Bounds what one recovery may send, in bytes of JSON.

@@ -17,6 +17,7 @@ use axum::Router;
 use app::protocol::{validate_description, validate_title, NewTask, Task, TaskPatch, TaskStatus};
 
 use crate::auth::{AuthUser, Writer};
+use crate::client_addr::PeerAddr;
 use crate::error::{ApiError, Json, Path};
 use crate::state::AppState;
 use crate::store::{Change, Draft, StoreError};
@@ -137,9 +138,11 @@ async fn checked_assignee(
 async fn create_task(
     State(state): State<AppState>,
     Writer(actor): Writer,
+    PeerAddr(addr): PeerAddr,
     Json(body): Json<NewTask>,
 ) -> Result<Response, ApiError> {
     state.rt.ensure_up()?;
+    state.rt.publishing(actor.as_ref(), addr)?;
     let title = validate_title(&body.title).map_err(validation)?;
     let description = body.description.unwrap_or_default();
     validate_description(&description).map_err(validation)?;
@@ -153,7 +156,9 @@ async fn create_task(
     };
     let task = state.store.create(draft).await?;
     tracing::debug!(task = task.id, "task created");
+    let _order = state.task_order.lock(task.id).await;
     state.rt.task_created(&task).await;
+    let task = settle_assignee(&state, task).await?;
     notify_assignees(&state, actor.as_ref(), None, Some(&task)).await;
     let location =
         HeaderValue::from_str(&format!("/tasks/{}", task.id)).map_err(ApiError::internal)?;
@@ -165,11 +170,13 @@ async fn create_task(
 async fn update_task(
     State(state): State<AppState>,
     Writer(actor): Writer,
+    PeerAddr(addr): PeerAddr,
     Path(id): Path<i64>,
     headers: HeaderMap,
     Json(patch): Json<TaskPatch>,
 ) -> Result<Response, ApiError> {
     state.rt.ensure_up()?;
+    state.rt.publishing(actor.as_ref(), addr)?;
     let expected = expected_version(&headers)?;
     let title = patch
         .title
@@ -184,7 +191,10 @@ async fn update_task(
         Some(name) => Some(checked_assignee(&state, actor.as_ref(), name).await?),
         None => None,
     };
-    // For the notifications: who was assigned before this change.
+    // One write to this task at a time on this instance, from reading
+    // what it was to publishing what it became: events go out in version
+    // order and the notifications compare the right "before".
+    let _order = state.task_order.lock(id).await;
     let before = state.store.get(id).await?;
     let change = Change {
         title,
@@ -199,6 +209,7 @@ async fn update_task(
         .map_err(|e| conditional_error(e, expected))?;
     tracing::debug!(task = task.id, version = task.version, "task updated");
     state.rt.task_updated(&task).await;
+    let task = settle_assignee(&state, task).await?;
     notify_assignees(&state, actor.as_ref(), Some(&before), Some(&task)).await;
     Ok(with_etag(StatusCode::OK, task))
 }
@@ -206,11 +217,14 @@ async fn update_task(
 async fn delete_task(
     State(state): State<AppState>,
     Writer(actor): Writer,
+    PeerAddr(addr): PeerAddr,
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     state.rt.ensure_up()?;
+    state.rt.publishing(actor.as_ref(), addr)?;
     let expected = expected_version(&headers)?;
+    let _order = state.task_order.lock(id).await;
     let task = state
         .store
         .delete(id, expected)
@@ -220,6 +234,27 @@ async fn delete_task(
     state.rt.task_deleted(&task).await;
     notify_assignees(&state, actor.as_ref(), Some(&task), None).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// After a write that set an assignee: if that account was deleted while
+/// the write ran, the deletion's clearing may have missed this task, so it
+/// is taken off here and that change published too (see
+/// `TaskStore::settle_assignee`). Returns the task as it now is.
+async fn settle_assignee(state: &AppState, task: Task) -> Result<Task, ApiError> {
+    let Some(name) = task.assignee.clone() else {
+        return Ok(task);
+    };
+    match state.store.settle_assignee(task.id, &name).await? {
+        None => Ok(task),
+        Some(cleared) => {
+            tracing::info!(
+                task = cleared.id,
+                "assignee deleted during the write; cleared"
+            );
+            state.rt.task_updated(&cleared).await;
+            Ok(cleared)
+        }
+    }
 }
 
 /// The personal notifications a change causes, as `(username, title,
@@ -299,8 +334,9 @@ async fn notify_assignees(
     after: Option<&Task>,
 ) {
     let actor = actor.map(|u| u.username.as_str());
+    let sender = actor.unwrap_or("someone");
     for (user, title, body) in assignee_notices(actor, before, after) {
-        state.rt.notify_user(&user, title, body).await;
+        state.rt.notify_from(sender, &user, title, body).await;
     }
 }
 

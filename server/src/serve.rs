@@ -97,7 +97,24 @@ pub async fn serve(
             Ok(ticket) => ticket,
             Err(refusal) => {
                 metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
-                connections.spawn(refuse(stream, refusal));
+                let response = refusal_response(refusal);
+                // A fresh socket's send buffer takes the whole answer at
+                // once: written and closed here, a refused socket never
+                // outlives this turn of the loop, so refusals cannot pile
+                // up descriptors however slow the rest of the server is.
+                match stream.try_write(response.as_bytes()) {
+                    Ok(n) if n == response.len() => {
+                        if let Ok(socket) = stream.into_std() {
+                            let _ = socket.shutdown(std::net::Shutdown::Write);
+                        }
+                    }
+                    Ok(n) => {
+                        connections.spawn(refuse(stream, response, n));
+                    }
+                    Err(_) => {
+                        connections.spawn(refuse(stream, response, 0));
+                    }
+                }
                 continue;
             }
         };
@@ -152,19 +169,24 @@ pub async fn serve(
     Ok(())
 }
 
-/// Answers a connection that was not admitted, without reading from it.
-async fn refuse(mut stream: TcpStream, refusal: Refusal) {
+/// The answer to a connection that was not admitted: 503, JSON, closed.
+fn refusal_response(refusal: Refusal) -> String {
     let body = format!(
         r#"{{"error":"too_many_connections","message":"{}"}}"#,
         refusal.reason()
     );
-    let response = format!(
+    format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
-    );
+    )
+}
+
+/// Writes the rest of a refusal (from byte `from`) when the socket did not
+/// take it at once, without reading from it, for at most a bounded time.
+async fn refuse(mut stream: TcpStream, response: String, from: usize) {
     let _ = tokio::time::timeout(REFUSAL_WRITE, async {
-        stream.write_all(response.as_bytes()).await?;
+        stream.write_all(&response.as_bytes()[from..]).await?;
         stream.shutdown().await
     })
     .await;

@@ -32,6 +32,8 @@ pub struct AppState {
     pub sessions_runtime: tokio::runtime::Handle,
     /// Topics, broker and local fan-out.
     pub rt: Realtime,
+    /// Orders writes to one task with their events (see `task_order`).
+    pub task_order: Arc<crate::task_order::TaskOrder>,
     /// The in-process broker, when no Redis is configured: a graceful
     /// shutdown saves its streams in the store for the next start.
     pub embedded_broker: Option<MemoryBroker>,

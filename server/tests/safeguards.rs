@@ -255,6 +255,9 @@ async fn a_stalled_subscriber_is_cut_and_does_not_hold_up_a_fast_one() {
             "100000",
             "--ws-rate-burst",
             "100000",
+            // Publishing as fast as the fast reader reads is the point.
+            "--publish-rate-per-sec",
+            "0",
         ],
     )
     .await;

@@ -415,3 +415,153 @@ async fn fresh_topic_names_cannot_grow_the_table_without_bound() {
     assert_eq!(recv(&mut newcomer).await["payload"]["text"], "still here");
     still_served(&server).await;
 }
+
+/// Finding 3: one account publishing as fast as it can, over REST
+/// (`POST /publish`, task writes) and `/ws/v1` at once, to fresh topics.
+/// All of it draws from one bucket (burst 10, then 5 a second here): the
+/// surplus is refused with 429 and Retry-After or `rate_limited`, what
+/// gets through stays within the bucket, and another account publishes at
+/// once while it goes on.
+#[tokio::test]
+async fn one_account_cannot_publish_faster_than_its_rate_on_any_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--publish-rate-per-sec", "5", "--publish-burst", "10"],
+    )
+    .await;
+    let mallory = server.signup("mallory").await;
+    let alice = server.signup("alice").await;
+    let rest = common::authed_client(&mallory);
+    let mut sock = ws::typed_as(&server.ws_url(""), &mallory).await;
+
+    let started = std::time::Instant::now();
+    let (mut accepted, mut refused_rest, mut refused_ws) = (0u32, 0u32, 0u32);
+    for n in 0..60u64 {
+        let topic = format!("fill{n}");
+        let published = rest
+            .post(server.url("/publish"))
+            .json(&json!({"topic": topic,
+                          "payload": {"kind": "chat", "from": "m", "text": "x".repeat(1000)}}))
+            .send()
+            .await
+            .unwrap();
+        match published.status().as_u16() {
+            201 => accepted += 1,
+            429 => {
+                assert!(published.headers().get("retry-after").is_some());
+                let body: serde_json::Value = published.json().await.unwrap();
+                assert_eq!(body["error"], "rate_limited", "{body}");
+                refused_rest += 1;
+            }
+            other => panic!("POST /publish: {other}"),
+        }
+        let task = common::create_task_response(&rest, &server, &format!("t{n}")).await;
+        match task.status().as_u16() {
+            201 => accepted += 1,
+            429 => refused_rest += 1,
+            other => panic!("POST /tasks: {other}"),
+        }
+        let reply = ws::publish_chat(&mut sock, n, &format!("ws{n}"), "x").await;
+        match reply["type"].as_str() {
+            Some("published") => accepted += 1,
+            Some("error") => {
+                assert_eq!(reply["code"], "rate_limited", "{reply}");
+                refused_ws += 1;
+            }
+            _ => panic!("{reply}"),
+        }
+        if n % 20 == 0 {
+            still_served(&server).await;
+            // Another account is not held up by mallory's bucket.
+            let mut other = ws::typed_as(&server.ws_url(""), &alice).await;
+            let reply = ws::publish_chat(&mut other, 1, "room", "hello").await;
+            assert_eq!(reply["type"], "published", "{reply}");
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let allowed = 10.0 + 5.0 * elapsed + 1.0;
+    assert!(
+        f64::from(accepted) <= allowed,
+        "{accepted} accepted in {elapsed:.1} s, at most {allowed:.0} allowed"
+    );
+    assert!(
+        refused_rest > 0 && refused_ws > 0,
+        "{refused_rest} {refused_ws}"
+    );
+    let rss = server.rss_kib();
+    assert!(rss < 150 * 1024, "resident memory {rss} KiB");
+}
+
+/// Finding 9: alice flips a task's assignee between bob and nobody as fast
+/// as she may. Bob gets a burst of five notifications, then the rest are
+/// held back and counted: nothing is lost (every change is accounted for,
+/// in a later notification's "and N more" or in one summary), but bob's
+/// socket receives a handful of messages, not one per flip.
+#[tokio::test]
+async fn flipping_an_assignee_cannot_flood_the_assignee() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--notices-per-minute", "60"]).await;
+    let alice = common::authed_client(&server.signup("alice").await);
+    let bob_token = server.signup("bob").await;
+    let mut bob = ws::typed_as(&server.ws_url(""), &bob_token).await;
+    subscribe(&mut bob, 1, "user:bob", None).await;
+
+    let task: serde_json::Value = alice
+        .post(server.url("/tasks"))
+        .json(&json!({"title": "ping-pong", "assignee": "bob"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = server.url(&format!("/tasks/{}", task["id"]));
+    let flips = 40;
+    for n in 0..flips {
+        let assignee = if n % 2 == 0 {
+            json!(null)
+        } else {
+            json!("bob")
+        };
+        let resp = alice
+            .patch(&url)
+            .json(&json!({"assignee": assignee}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    still_served(&server).await;
+
+    // Read bob's notifications until all 41 changes are accounted for.
+    let mut messages = 0;
+    let mut accounted = 0;
+    while accounted < flips + 1 {
+        let event = recv(&mut bob).await;
+        if event["type"] != "event" {
+            continue;
+        }
+        messages += 1;
+        let body = event["payload"]["body"].as_str().unwrap().to_owned();
+        let count = |prefix: &str, suffix: &str| -> Option<u32> {
+            let at = body.find(prefix)? + prefix.len();
+            body[at..].strip_suffix(suffix)?.trim().parse().ok()
+        };
+        accounted += if let Some(n) = count("alice made ", " more changes to your tasks") {
+            n
+        } else if let Some(n) = count("(and ", " more changes by alice)") {
+            n + 1
+        } else {
+            1
+        };
+    }
+    assert_eq!(accounted, flips + 1, "every change accounted for, once");
+    assert!(
+        messages <= 8,
+        "{messages} messages for {} changes",
+        flips + 1
+    );
+    let rss = server.rss_kib();
+    assert!(rss < 150 * 1024, "resident memory {rss} KiB");
+}

@@ -14,10 +14,7 @@
 //! password and deleting the account, ask for the password again; wrong
 //! answers count against the same login throttle as `POST /token`.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,6 +27,7 @@ use app::protocol::{
 };
 
 use super::{AuthError, AuthUser, RequireUser};
+use crate::client_addr::PeerAddr;
 use crate::error::{ApiError, Json};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -53,30 +51,6 @@ struct TokenForm {
     grant_type: Option<String>,
     username: String,
     password: String,
-}
-
-/// The client's address, when the accept loop recorded it: the TCP peer,
-/// or behind a trusted proxy the address it forwarded for (see
-/// [`crate::client_addr`]).
-struct PeerAddr(Option<std::net::IpAddr>);
-
-impl FromRequestParts<AppState> for PeerAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(PeerAddr(
-            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| {
-                crate::client_addr::client_ip(
-                    c.0.ip(),
-                    &parts.headers,
-                    &state.config.trusted_proxies,
-                )
-            }),
-        ))
-    }
 }
 
 /// A busy hasher is a 503 the client may retry; anything else is ours.

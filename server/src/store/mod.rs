@@ -118,6 +118,7 @@ pub struct TaskStore {
     pool: AnyPool,
     /// Where creations go to be written together (see `creates`).
     creates: creates::Creator,
+    backend: Backend,
 }
 
 const COLUMNS: &str =
@@ -204,7 +205,11 @@ impl TaskStore {
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
         let creates = creates::Creator::spawn(pool.clone());
-        Ok(TaskStore { pool, creates })
+        Ok(TaskStore {
+            pool,
+            creates,
+            backend,
+        })
     }
 
     /// Checks that the database answers.
@@ -265,6 +270,44 @@ impl TaskStore {
         .fetch_optional(&self.pool)
         .await?;
         self.conditional_result(id, row).await
+    }
+
+    /// Settles a write that made `assignee` the assignee of task `id`
+    /// against a concurrent deletion of that account: if the account is
+    /// gone by now, it is taken off the task the way deleting it does
+    /// (version bumped), and the task as it then is comes back to be
+    /// published. On PostgreSQL the check waits for a deletion in progress
+    /// (`FOR SHARE`), which deletes the account before it clears its
+    /// tasks: so either that clearing sees this write, or this check sees
+    /// the account gone. SQLite runs one writer at a time, which orders
+    /// them the same way.
+    pub async fn settle_assignee(
+        &self,
+        id: i64,
+        assignee: &str,
+    ) -> Result<Option<Task>, StoreError> {
+        let lock = match self.backend {
+            Backend::Postgres => " FOR SHARE",
+            Backend::Sqlite => "",
+        };
+        let exists = sqlx::query(&format!("SELECT id FROM users WHERE username = $1{lock}"))
+            .bind(assignee)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some();
+        if exists {
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!(
+            "UPDATE tasks SET assignee = NULL, updated_at = $1, version = version + 1 \
+             WHERE id = $2 AND assignee = $3 RETURNING {COLUMNS}"
+        ))
+        .bind(now_text())
+        .bind(id)
+        .bind(assignee)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(task_from_row).transpose()
     }
 
     /// Deletes the task if it exists and, when `expected` is given, still has

@@ -306,6 +306,32 @@ impl ConnectionGate {
     }
 }
 
+/// Looks the connection's session up again once its seat and session
+/// watch are registered. An account deleted (or a session ended) between
+/// the token check and that registration would otherwise be missed: the
+/// deletion's sweep of live connections ran before this one was there to
+/// find. After the registration, whichever comes later sees the other.
+/// `Some` is the close to send; a store that does not answer is not a
+/// reason to close (the token was checked moments ago).
+pub(crate) async fn recheck_session(
+    store: &crate::store::TaskStore,
+    user: &crate::auth::AuthUser,
+) -> Option<(CloseCode, String)> {
+    match store.sessions().user(&user.session.id, user.id).await {
+        Ok(Some(_)) | Err(_) => None,
+        Ok(None) => Some(match store.users().by_id(user.id).await {
+            Ok(None) => (
+                CloseCode::from(app::protocol::CLOSE_ACCOUNT_DELETED),
+                "account deleted".into(),
+            ),
+            _ => (
+                CloseCode::from(app::protocol::CLOSE_SESSION_ENDED),
+                "session ended".into(),
+            ),
+        }),
+    }
+}
+
 /// Completes the handshake, then either runs `body` with a connection
 /// permit or, over the limit, closes with 1008 and a reason (a browser sees
 /// the close reason; it cannot see the body of a refused handshake).
@@ -428,6 +454,7 @@ pub async fn secure_handler(
         topic,
         seat,
         watch: None,
+        store: state.store.clone(),
     };
     spawn_session(&state, upgrade, handler)
 }
@@ -489,7 +516,7 @@ pub async fn notifications_handler(
         return e.into_response();
     }
     // The typed endpoint's reading rules, for a caller without a token.
-    if typed::may_read(&topic, None).is_err() {
+    if crate::topics::may_read(&topic, None).is_err() {
         state
             .metrics
             .auth_rejections

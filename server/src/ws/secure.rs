@@ -24,6 +24,7 @@ pub struct Secure {
     pub seat: super::UserPermit,
     /// The watch on the token's session, once open.
     pub watch: Option<super::live_sessions::SessionWatch>,
+    pub store: crate::store::TaskStore,
 }
 
 impl Handler for Secure {
@@ -32,6 +33,9 @@ impl Handler for Secure {
         let watch = self.seat.watch_session(&self.user.session.id);
         ctx.watch_session(self.seat.ended.clone(), watch.ended.clone());
         self.watch = Some(watch);
+        if let Some((code, reason)) = super::recheck_session(&self.store, &self.user).await {
+            return Flow::Close(code, reason);
+        }
         ctx.sign_in(&self.user.username);
         let topic = self.topic.clone();
         match ctx.subscribe(&topic, None).await {
@@ -41,6 +45,11 @@ impl Handler for Secure {
     }
 
     async fn on_text(&mut self, ctx: &mut Ctx, text: &str) -> Flow {
+        // This endpoint has no way to answer "not now" in-band: over the
+        // account's publishing rate, the connection is closed instead.
+        if let Err(e) = ctx.rt.publishing(Some(&self.user), None) {
+            return Flow::Close(yawc::close::CloseCode::Policy, e.to_string());
+        }
         let payload = Payload::Chat {
             from: self.user.username.clone(),
             text: text.to_owned(),

@@ -444,45 +444,6 @@ fn resync<H: Handler>(ctx: &mut Ctx, handler: &H, topic: &str, reason: &str) {
     }
 }
 
-/// A token bucket for inbound messages.
-struct RateLimit {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    at: Instant,
-}
-
-impl RateLimit {
-    fn new(rate: f64, burst: f64) -> Self {
-        RateLimit {
-            tokens: burst,
-            rate,
-            burst,
-            at: Instant::now(),
-        }
-    }
-
-    #[cfg(test)]
-    fn allow(&mut self) -> bool {
-        self.allow_n(1)
-    }
-
-    /// Takes `n` tokens, or says the bucket is empty (then the connection
-    /// is closed, so an over-draft is never carried).
-    fn allow_n(&mut self, n: u64) -> bool {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
-        self.at = now;
-        if self.tokens >= n as f64 {
-            self.tokens -= n as f64;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// What woke a session, in the order they are looked at: its halt signal,
 /// queued events (or, after a full batch, the client's frames first), the
 /// account and token watches, the heartbeat.
@@ -559,7 +520,7 @@ pub async fn run<T, H>(
         watch_changed: false,
         who: None,
     };
-    let mut rate = RateLimit::new(limits.rate_per_sec, limits.rate_burst);
+    let mut rate = crate::rate::TokenBucket::new(limits.rate_per_sec, limits.rate_burst);
     // Frames of the client's already charged to `rate`.
     let mut charged = 0u64;
     let period = limits.ping_interval.unwrap_or(Duration::from_secs(3600));
@@ -1114,22 +1075,5 @@ mod tests {
         }
         assert_eq!(l.rt.metrics.gaps_repaired.load(Ordering::Relaxed), 0);
         assert_eq!(l.rt.metrics.resyncs.load(Ordering::Relaxed), 0);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn rate_limit_allows_the_burst_then_the_rate() {
-        let mut r = RateLimit::new(10.0, 5.0);
-        for _ in 0..5 {
-            assert!(r.allow());
-        }
-        assert!(!r.allow());
-        tokio::time::advance(Duration::from_millis(100)).await;
-        assert!(r.allow());
-        assert!(!r.allow());
-        tokio::time::advance(Duration::from_secs(10)).await;
-        for _ in 0..5 {
-            assert!(r.allow());
-        }
-        assert!(!r.allow());
     }
 }

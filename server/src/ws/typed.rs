@@ -5,14 +5,8 @@
 //! protocol; a frame that does not decode gets an `error` reply and the
 //! connection stays open (the rate limit bounds how many it can send).
 //!
-//! Who may do what:
-//!
-//! | topic | read | publish |
-//! |---|---|---|
-//! | `tasks`, `chat` | anyone | the server only |
-//! | `user:<name>` | only `<name>` | the server only |
-//! | `secure:<x>` | any signed-in user | any signed-in user |
-//! | anything else | anyone | any signed-in user |
+//! Who may read and publish what is decided in [`crate::topics`], which
+//! REST asks too.
 //!
 //! A connection signs in with a token on the upgrade request or with an
 //! `auth` command, and stays signed in until the token expires: then it is
@@ -23,9 +17,7 @@
 use yawc::close::CloseCode;
 use yawc::frame::Frame;
 
-use app::protocol::{
-    user_topic, validate_topic, ClientMessage, ErrorCode, Payload, ServerMessage, PROTOCOL_VERSION,
-};
+use app::protocol::{validate_topic, ClientMessage, ErrorCode, ServerMessage, PROTOCOL_VERSION};
 
 use super::session::{Ctx, Flow, Handler, SubscribeError};
 use std::sync::Arc;
@@ -34,12 +26,6 @@ use crate::auth::{authenticate, Auth, AuthError, AuthUser};
 use crate::broker::BrokerError;
 use crate::hub::{Delivery, Wire};
 use crate::store::TaskStore;
-
-/// Topics only the server publishes to, and prefixes reserved for private
-/// topics.
-const RESERVED_TOPICS: [&str; 2] = [crate::pubsub::TASKS_TOPIC, super::chat::CHAT_TOPIC];
-const USER_PREFIX: &str = "user:";
-const SECURE_PREFIX: &str = "secure:";
 
 pub struct Typed {
     /// Sent in `hello` so clients can tell a dead link from a quiet one.
@@ -57,8 +43,7 @@ pub struct Typed {
     pub gate: Arc<super::ConnectionGate>,
 }
 
-/// A refusal: the error code and the sentence for the client.
-pub(crate) type Refusal = (ErrorCode, &'static str);
+use crate::topics::{may_publish, may_read, Refusal};
 
 fn reply(ctx: &mut Ctx, msg: &ServerMessage) {
     ctx.send(Frame::text(msg.to_json()));
@@ -73,70 +58,6 @@ fn error(ctx: &mut Ctx, id: Option<u64>, code: ErrorCode, message: impl Into<Str
             message: message.into(),
         },
     );
-}
-
-/// Whether `user` may subscribe to `topic`. Anonymous endpoints ask with
-/// `None`.
-pub(crate) fn may_read(topic: &str, user: Option<&AuthUser>) -> Result<(), Refusal> {
-    if topic.starts_with(USER_PREFIX) {
-        return match user {
-            None => Err((ErrorCode::Unauthorized, "personal topics need a token")),
-            Some(u) if topic == user_topic(&u.username) => Ok(()),
-            Some(_) => Err((
-                ErrorCode::Forbidden,
-                "this is another user's personal topic",
-            )),
-        };
-    }
-    if topic.starts_with(SECURE_PREFIX) && user.is_none() {
-        return Err((ErrorCode::Unauthorized, "secure topics need a token"));
-    }
-    Ok(())
-}
-
-/// Whether `user` may publish `payload` on `topic`, and the payload as it
-/// will be published: a chat message or presence always names the
-/// connection's user, whatever the client wrote in it.
-pub(crate) fn may_publish(
-    topic: &str,
-    payload: Payload,
-    user: Option<&AuthUser>,
-) -> Result<Payload, Refusal> {
-    let Some(user) = user else {
-        return Err((ErrorCode::Unauthorized, "publishing needs a token"));
-    };
-    if RESERVED_TOPICS.contains(&topic) || topic.starts_with(USER_PREFIX) {
-        return Err((
-            ErrorCode::PublishForbidden,
-            "this topic is written by the server only",
-        ));
-    }
-    // A channel carries plain messages and nothing else, so the seed's
-    // subscribers (`/ws/redis/{channel}`) see every event of their topic.
-    let on_channel = topic.starts_with(crate::channels::CHANNEL_PREFIX);
-    if on_channel != matches!(payload, Payload::Message { .. }) {
-        return Err((
-            ErrorCode::PublishForbidden,
-            "plain messages go to channel: topics, and channel: topics take only plain messages",
-        ));
-    }
-    match payload {
-        Payload::TaskCreated { .. } | Payload::TaskUpdated { .. } | Payload::TaskDeleted { .. } => {
-            Err((
-                ErrorCode::PublishForbidden,
-                "task events come from the task API, not from clients",
-            ))
-        }
-        Payload::Chat { text, .. } => Ok(Payload::Chat {
-            from: user.username.clone(),
-            text,
-        }),
-        Payload::Presence { online, .. } => Ok(Payload::Presence {
-            user: user.username.clone(),
-            online,
-        }),
-        n @ (Payload::Notification { .. } | Payload::Message { .. }) => Ok(n),
-    }
 }
 
 fn refuse(ctx: &mut Ctx, id: u64, (code, why): Refusal) {
@@ -202,6 +123,9 @@ impl Typed {
         ctx.watch_session(seat.ended.clone(), watch.ended.clone());
         self.watch = Some(watch);
         self.seat = Some(seat);
+        if let Some((code, reason)) = super::recheck_session(&self.store, &user).await {
+            return Flow::Close(code, reason);
+        }
         ctx.set_deadline(Some(user.remaining()));
         if self.user.is_none() {
             ctx.sign_in(&user.username);
@@ -226,6 +150,9 @@ impl Handler for Typed {
             let watch = seat.watch_session(&user.session.id);
             ctx.watch_session(seat.ended.clone(), watch.ended.clone());
             self.watch = Some(watch);
+            if let Some((code, reason)) = super::recheck_session(&self.store, user).await {
+                return Flow::Close(code, reason);
+            }
         }
         if let Some(user) = &self.user {
             ctx.sign_in(&user.username);
@@ -335,6 +262,10 @@ impl Handler for Typed {
                         return Flow::Continue;
                     }
                 };
+                if let Err(e) = ctx.rt.publishing(self.user.as_ref(), None) {
+                    error(ctx, Some(id), ErrorCode::RateLimited, e.to_string());
+                    return Flow::Continue;
+                }
                 match ctx.publish(&topic, payload).await {
                     Ok(event) => reply(
                         ctx,
@@ -390,108 +321,3 @@ impl Handler for Typed {
 /// Close code for a broker failure on endpoints that cannot report errors
 /// in-band.
 pub const INTERNAL: CloseCode = CloseCode::Error;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user(name: &str) -> AuthUser {
-        AuthUser {
-            id: 1,
-            username: name.into(),
-            created_at: chrono::Utc::now(),
-            expires_at: chrono::Utc::now(),
-            session: crate::auth::jwt::SessionRef {
-                id: "s".into(),
-                started_at: 0,
-            },
-        }
-    }
-
-    #[test]
-    fn reading_rules() {
-        let ann = user("ann");
-        assert!(may_read("tasks", None).is_ok());
-        assert!(may_read("room", None).is_ok());
-        assert_eq!(
-            may_read("user:ann", None).unwrap_err().0,
-            ErrorCode::Unauthorized
-        );
-        assert!(may_read("user:ann", Some(&ann)).is_ok());
-        assert_eq!(
-            may_read("user:bob", Some(&ann)).unwrap_err().0,
-            ErrorCode::Forbidden
-        );
-        assert_eq!(
-            may_read("user:ann2", Some(&ann)).unwrap_err().0,
-            ErrorCode::Forbidden
-        );
-        assert_eq!(
-            may_read("secure:ops", None).unwrap_err().0,
-            ErrorCode::Unauthorized
-        );
-        assert!(may_read("secure:ops", Some(&ann)).is_ok());
-    }
-
-    #[test]
-    fn publishing_rules() {
-        let ann = user("ann");
-        let chat = || Payload::Chat {
-            from: "mallory".into(),
-            text: "b".into(),
-        };
-        assert_eq!(
-            may_publish("room", chat(), None).unwrap_err().0,
-            ErrorCode::Unauthorized
-        );
-        assert_eq!(
-            may_publish("room", chat(), Some(&ann)).unwrap(),
-            Payload::Chat {
-                from: "ann".into(),
-                text: "b".into()
-            },
-            "the sender is the connection's user, not what the client claims"
-        );
-        assert!(may_publish("secure:ops", chat(), Some(&ann)).is_ok());
-        for topic in ["tasks", "chat", "user:ann", "user:bob"] {
-            assert_eq!(
-                may_publish(topic, chat(), Some(&ann)).unwrap_err().0,
-                ErrorCode::PublishForbidden,
-                "{topic}"
-            );
-        }
-        let deleted = Payload::TaskDeleted { id: 1, version: 1 };
-        assert_eq!(
-            may_publish("room", deleted, Some(&ann)).unwrap_err().0,
-            ErrorCode::PublishForbidden
-        );
-    }
-
-    #[test]
-    fn channels_carry_plain_messages_only() {
-        let ann = user("ann");
-        let message = || Payload::Message { text: "hi".into() };
-        assert_eq!(
-            may_publish("channel:news", message(), Some(&ann)).unwrap(),
-            message()
-        );
-        assert_eq!(
-            may_publish("channel:news", message(), None).unwrap_err().0,
-            ErrorCode::Unauthorized
-        );
-        let chat = Payload::Chat {
-            from: "ann".into(),
-            text: "hi".into(),
-        };
-        assert_eq!(
-            may_publish("channel:news", chat, Some(&ann)).unwrap_err().0,
-            ErrorCode::PublishForbidden,
-            "a channel's seed subscribers would never see a chat message"
-        );
-        assert_eq!(
-            may_publish("room", message(), Some(&ann)).unwrap_err().0,
-            ErrorCode::PublishForbidden
-        );
-        assert!(may_read("channel:news", None).is_ok());
-    }
-}

@@ -252,18 +252,27 @@ impl Server {
 /// `POST /tasks` with `writer` (a client carrying a token); asserts 201
 /// and returns the task.
 pub async fn create_task(writer: &reqwest::Client, server: &Server, title: &str) -> Value {
-    let resp = writer
-        .post(server.url("/tasks"))
-        .json(&json!({ "title": title }))
-        .send()
-        .await
-        .unwrap();
+    let resp = create_task_response(writer, server, title).await;
     assert_eq!(
         resp.status(),
         reqwest::StatusCode::CREATED,
         "creating {title:?}"
     );
     resp.json().await.unwrap()
+}
+
+/// `POST /tasks` with a title, whatever the answer.
+pub async fn create_task_response(
+    writer: &reqwest::Client,
+    server: &Server,
+    title: &str,
+) -> reqwest::Response {
+    writer
+        .post(server.url("/tasks"))
+        .json(&json!({ "title": title }))
+        .send()
+        .await
+        .unwrap()
 }
 
 /// `GET /tasks`, anonymously: the board's tasks.

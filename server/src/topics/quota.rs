@@ -1,0 +1,142 @@
+//! How fast one publisher may publish: an account, or for anonymous task
+//! writes under `--open-writes` a client address. Task writes,
+//! `POST /publish`, `POST /publish/{channel}` and publishing on `/ws/v1`
+//! and `/ws/secure/{topic}` all draw from the publisher's one bucket, so
+//! spreading a flood over endpoints, connections or topics gains nothing.
+//!
+//! Per instance: with several instances behind a balancer, an account that
+//! reaches all of them gets the rate on each. The table is bounded: a
+//! bucket that has filled up again says nothing a new one would not, so it
+//! is what goes first when the table is full.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::admission::AddressKey;
+use crate::rate::TokenBucket;
+
+/// Who is publishing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Publisher {
+    Account(i64),
+    /// An anonymous writer, by client address (IPv6 per /64).
+    Address(AddressKey),
+}
+
+impl Publisher {
+    /// The account if signed in, else the address (unknown addresses share
+    /// one bucket).
+    pub fn of(user: Option<&crate::auth::AuthUser>, addr: Option<std::net::IpAddr>) -> Self {
+        match (user, addr) {
+            (Some(user), _) => Publisher::Account(user.id),
+            (None, Some(ip)) => Publisher::Address(AddressKey::from(ip)),
+            (None, None) => Publisher::Address(AddressKey::V4(0)),
+        }
+    }
+}
+
+/// Buckets kept at most; beyond it refilled ones go, then the least
+/// recently used tenth.
+const MAX_PUBLISHERS: usize = 100_000;
+
+/// Publishing rate per publisher. `None` rate: unlimited.
+pub struct PublishQuota {
+    limit: Option<(f64, f64)>,
+    buckets: Mutex<HashMap<Publisher, TokenBucket>>,
+    max: usize,
+}
+
+impl PublishQuota {
+    /// `per_sec` publishes a second with bursts of `burst`; 0 turns the
+    /// quota off.
+    pub fn new(per_sec: u32, burst: u32) -> Self {
+        PublishQuota {
+            limit: (per_sec > 0).then(|| (f64::from(per_sec), f64::from(burst.max(1)))),
+            buckets: Mutex::default(),
+            max: MAX_PUBLISHERS,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Publisher, TokenBucket>> {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One publish by `who`, or how long until it may publish again.
+    pub fn take(&self, who: Publisher) -> Result<(), Duration> {
+        let Some((rate, burst)) = self.limit else {
+            return Ok(());
+        };
+        let mut buckets = self.lock();
+        if buckets.len() >= self.max && !buckets.contains_key(&who) {
+            make_room(&mut buckets, self.max);
+        }
+        buckets
+            .entry(who)
+            .or_insert_with(|| TokenBucket::new(rate, burst))
+            .take()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// Drops the buckets that have filled up again; if that is not a tenth of
+/// the table, the least recently used tenth.
+fn make_room(buckets: &mut HashMap<Publisher, TokenBucket>, max: usize) {
+    let now = Instant::now();
+    buckets.retain(|_, b| !b.is_full(now));
+    if buckets.len() + max / 10 <= max {
+        return;
+    }
+    let mut by_use: Vec<(Instant, Publisher)> = buckets
+        .iter()
+        .map(|(who, b)| (b.last_used(), *who))
+        .collect();
+    by_use.sort_unstable_by_key(|(at, _)| *at);
+    for (_, who) in by_use.into_iter().take((max / 10).max(1)) {
+        buckets.remove(&who);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn each_publisher_has_its_own_bucket() {
+        let q = PublishQuota::new(2, 3);
+        let (ann, bob) = (Publisher::Account(1), Publisher::Account(2));
+        for _ in 0..3 {
+            assert!(q.take(ann).is_ok());
+        }
+        let wait = q.take(ann).unwrap_err();
+        assert!(wait <= Duration::from_millis(500), "{wait:?}");
+        assert!(q.take(bob).is_ok(), "bob is not held up by ann");
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert!(q.take(ann).is_ok());
+        assert!(PublishQuota::new(0, 0).take(ann).is_ok(), "0 is off");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_drops_refilled_buckets_then_the_least_recently_used() {
+        let mut q = PublishQuota::new(1, 2);
+        q.max = 10;
+        for id in 0..10 {
+            q.take(Publisher::Account(id)).unwrap();
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        // None has refilled yet: the oldest goes.
+        q.take(Publisher::Account(100)).unwrap();
+        assert_eq!(q.len(), 10);
+        assert!(!q.lock().contains_key(&Publisher::Account(0)));
+        // Once they have refilled, they all make way.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        q.take(Publisher::Account(101)).unwrap();
+        assert_eq!(q.len(), 1);
+    }
+}
