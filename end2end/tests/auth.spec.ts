@@ -37,12 +37,23 @@ test("sign up, write, stay signed in across a reload, sign out", async ({ page }
   await expect(board.submit).toBeEnabled();
   await expect(board.card(title).getByTestId("move-forward")).toBeEnabled();
 
+  // The token the page held, to check that signing out ends it on the server.
+  const stored = await page.evaluate((key) => localStorage.getItem(key), STORAGE_KEY);
+  const token = JSON.parse(stored ?? "{}").token as string;
+  expect((await page.request.get("/users/me", { headers: { Authorization: `Bearer ${token}` } })).status()).toBe(200);
+
   await board.signOutButton.click();
   await expect(board.username).toBeVisible();
   await expect(board.signedInAs).toHaveCount(0);
   await expect(board.submit).toBeDisabled();
   await expect(board.card(title).getByTestId("move-forward")).toBeDisabled();
   expect(await page.evaluate((key) => localStorage.getItem(key), STORAGE_KEY)).toBeNull();
+  // The session ended on the server too: the old token no longer works.
+  await expect
+    .poll(async () =>
+      (await page.request.get("/users/me", { headers: { Authorization: `Bearer ${token}` } })).status(),
+    )
+    .toBe(401);
   // Still signed out after a reload.
   await page.reload();
   await board.waitForHydration();
