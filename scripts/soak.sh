@@ -43,7 +43,7 @@ for n in 1 2 3; do
   PULSEBOARD_JWT_SECRET="soak secret shared by every instance of this run" \
     target/release/pulseboard --addr "127.0.0.1:$port" --data-dir "$work/i$n" \
     --redis-url "redis://127.0.0.1:$redis_port/" --database-url "$pg/$db" \
-    --open-writes --max-connections-per-address 0 --publish-rate-per-sec 0 --log warn >"$work/i$n.log" 2>&1 &
+    --open-writes --max-connections-per-address 0 --publish-rate-per-sec 0 --ws-handshakes-per-sec 0 --log warn >"$work/i$n.log" 2>&1 &
   pids+=($!)
   addrs+=("127.0.0.1:$port")
 done

@@ -84,6 +84,9 @@ pub const PULSEBOARD_FLAGS: &[&str] = &[
     // One anonymous publisher writes every task.
     "--publish-rate-per-sec",
     "0",
+    // Every subscriber connects from the same address, thousands at once.
+    "--ws-handshakes-per-sec",
+    "0",
 ];
 
 fn free_port() -> std::io::Result<u16> {

@@ -11,6 +11,12 @@
 //! IPv6 addresses are counted per /64: one host is routinely given a whole
 //! /64, so counting per address would let it take a limit's worth of
 //! sockets from each of 2^64 addresses.
+//!
+//! WebSocket handshakes are also rationed per client address
+//! ([`Handshakes`]): each costs a token check and a session, so one client
+//! reconnecting in a loop is refused (429) before any of that is done. The
+//! per-account limit on live sockets is the connection gate's
+//! (`ws::ConnectionGate`), as it needs the account.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -55,6 +61,21 @@ struct Counts {
     total: usize,
     /// Only addresses with at least one open connection.
     per_address: HashMap<AddressKey, usize>,
+}
+
+/// WebSocket handshakes per client address, as a token bucket each.
+pub struct Handshakes(crate::rate::KeyedBuckets<AddressKey>);
+
+impl Handshakes {
+    /// `per_sec` a second per address with bursts of `burst`; 0: no limit.
+    pub fn new(per_sec: u32, burst: u32) -> Self {
+        Handshakes(crate::rate::KeyedBuckets::new(per_sec, burst))
+    }
+
+    /// One handshake from `ip`, or how long until it may try again.
+    pub fn take(&self, ip: IpAddr) -> Result<(), std::time::Duration> {
+        self.0.take(AddressKey::from(ip))
+    }
 }
 
 /// An address as counted: IPv4 whole, IPv6 by its /64 (an IPv4-mapped

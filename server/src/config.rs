@@ -134,6 +134,22 @@ pub struct Config {
     #[arg(long, env = "PULSEBOARD_WS_RATE_PER_SEC", default_value_t = 50)]
     pub ws_rate_per_sec: u32,
 
+    /// WebSocket handshakes a second one client address may make (IPv6
+    /// per /64); beyond the burst, 429 with Retry-After before the
+    /// upgrade. 0: no limit.
+    #[arg(long, env = "PULSEBOARD_WS_HANDSHAKES_PER_SEC", default_value_t = 20)]
+    pub ws_handshakes_per_sec: u32,
+
+    /// Handshakes one address may make at once before that rate applies.
+    #[arg(long, env = "PULSEBOARD_WS_HANDSHAKE_BURST", default_value_t = 100)]
+    pub ws_handshake_burst: u32,
+
+    /// Seconds a WebSocket may stay open with no subscription and no
+    /// message from the client (pongs do not count); then it is closed with
+    /// 1008. Subscribed connections are never idle. 0: no limit.
+    #[arg(long, env = "PULSEBOARD_WS_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub ws_idle_timeout_secs: u64,
+
     /// Inbound burst allowance per connection, in messages.
     #[arg(long, env = "PULSEBOARD_WS_RATE_BURST", default_value_t = 100)]
     pub ws_rate_burst: u32,

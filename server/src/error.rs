@@ -56,6 +56,9 @@ pub enum ApiError {
     /// Too many accounts registered from one address; retry after.
     #[error("too many accounts registered from this address; try again in {} s", .0.as_secs().max(1))]
     TooManyRegistrations(std::time::Duration),
+    /// Too many WebSocket handshakes from one address; retry after it.
+    #[error("too many WebSocket handshakes from your address: try again in {} ms", .0.as_millis().max(1))]
+    TooManyHandshakes(std::time::Duration),
     /// The publisher is over its publishing rate; retry after the duration.
     #[error("publishing too fast: try again in {} ms", .0.as_millis().max(1))]
     PublishingTooFast(std::time::Duration),
@@ -98,7 +101,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::TooManyAttempts(_) | ApiError::TooManyRegistrations(_) => "too_many_attempts",
-            ApiError::PublishingTooFast(_) => "rate_limited",
+            ApiError::PublishingTooFast(_) | ApiError::TooManyHandshakes(_) => "rate_limited",
             ApiError::UsernameTaken => "username_taken",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::UnsupportedForm => "unsupported_media_type",
@@ -128,7 +131,8 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::TooManyAttempts(_)
             | ApiError::TooManyRegistrations(_)
-            | ApiError::PublishingTooFast(_) => StatusCode::TOO_MANY_REQUESTS,
+            | ApiError::PublishingTooFast(_)
+            | ApiError::TooManyHandshakes(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UsernameTaken => StatusCode::CONFLICT,
             ApiError::UnsupportedForm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -179,7 +183,8 @@ impl IntoResponse for ApiError {
             }
             ApiError::TooManyAttempts(wait)
             | ApiError::TooManyRegistrations(wait)
-            | ApiError::PublishingTooFast(wait) => {
+            | ApiError::PublishingTooFast(wait)
+            | ApiError::TooManyHandshakes(wait) => {
                 let body = ErrorBody {
                     error: self.code().into(),
                     message: self.to_string(),

@@ -215,7 +215,12 @@ pub async fn build_state(
     if config.open_writes {
         tracing::warn!("open writes: anyone may create, edit and delete tasks without a token");
     }
+    let handshakes = Arc::new(admission::Handshakes::new(
+        config.ws_handshakes_per_sec,
+        config.ws_handshake_burst,
+    ));
     Ok(AppState {
+        handshakes,
         auth,
         ws_options: ws::options(&config),
         config: Arc::new(config),

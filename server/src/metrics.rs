@@ -24,6 +24,7 @@ pub struct Metrics {
     pub slow_consumers: AtomicU64,
     pub rate_limited: AtomicU64,
     pub heartbeat_timeouts: AtomicU64,
+    pub idle_closes: AtomicU64,
     pub published: AtomicU64,
     pub login_failures: AtomicU64,
     pub auth_rejections: AtomicU64,
@@ -165,6 +166,12 @@ impl Metrics {
             "counter",
             "Connections dropped for not answering heartbeats.",
             self.heartbeat_timeouts.load(Relaxed),
+        );
+        metric(
+            "pulseboard_ws_idle_closes_total",
+            "counter",
+            "Connections closed for holding no subscription and sending nothing.",
+            self.idle_closes.load(Relaxed),
         );
         metric(
             "pulseboard_login_failures_total",

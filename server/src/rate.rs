@@ -69,6 +69,74 @@ impl TokenBucket {
     }
 }
 
+/// A token bucket per key (an account, an address), in a bounded table: a
+/// bucket that has filled up again says nothing a new one would not, so
+/// those go first when the table is full, then the least recently used
+/// tenth.
+pub struct KeyedBuckets<K> {
+    /// (rate, burst); `None`: unlimited.
+    limit: Option<(f64, f64)>,
+    map: std::sync::Mutex<std::collections::HashMap<K, TokenBucket>>,
+    max: usize,
+}
+
+/// Keys kept at most by default.
+pub const MAX_KEYS: usize = 100_000;
+
+impl<K: std::hash::Hash + Eq + Copy> KeyedBuckets<K> {
+    /// `per_sec` a second with bursts of `burst` per key; 0 turns it off.
+    pub fn new(per_sec: u32, burst: u32) -> Self {
+        KeyedBuckets {
+            limit: (per_sec > 0).then(|| (f64::from(per_sec), f64::from(burst.max(1)))),
+            map: std::sync::Mutex::default(),
+            max: MAX_KEYS,
+        }
+    }
+
+    /// With a different table bound (tests).
+    pub fn with_max(mut self, max: usize) -> Self {
+        self.max = max.max(1);
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<K, TokenBucket>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One token of `key`'s, or how long until there is one.
+    pub fn take(&self, key: K) -> Result<(), Duration> {
+        let Some((rate, burst)) = self.limit else {
+            return Ok(());
+        };
+        let mut map = self.lock();
+        if map.len() >= self.max && !map.contains_key(&key) {
+            let now = Instant::now();
+            map.retain(|_, b| !b.is_full(now));
+            if map.len() + self.max / 10 > self.max {
+                let mut by_use: Vec<(Instant, K)> =
+                    map.iter().map(|(k, b)| (b.last_used(), *k)).collect();
+                by_use.sort_unstable_by_key(|(at, _)| *at);
+                for (_, k) in by_use.into_iter().take((self.max / 10).max(1)) {
+                    map.remove(&k);
+                }
+            }
+        }
+        map.entry(key)
+            .or_insert_with(|| TokenBucket::new(rate, burst))
+            .take()
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether `key` has a bucket.
+    pub fn holds(&self, key: &K) -> bool {
+        self.lock().contains_key(key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,8 @@ pub struct AppState {
     /// The in-process broker, when no Redis is configured: a graceful
     /// shutdown saves its streams in the store for the next start.
     pub embedded_broker: Option<MemoryBroker>,
+    /// WebSocket handshakes per client address.
+    pub handshakes: Arc<crate::admission::Handshakes>,
     /// Counts open WebSocket connections against the limit.
     pub gate: Arc<ConnectionGate>,
     pub metrics: Arc<Metrics>,

@@ -565,3 +565,120 @@ async fn flipping_an_assignee_cannot_flood_the_assignee() {
     let rss = server.rss_kib();
     assert!(rss < 150 * 1024, "resident memory {rss} KiB");
 }
+
+/// Finding 5: one address reconnecting in a loop. Past the handshake
+/// burst it is refused with 429 and Retry-After before any upgrade (so
+/// before any token is checked), another address still connects at once,
+/// and the allowance comes back at the configured rate.
+#[tokio::test]
+async fn one_address_cannot_handshake_in_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--ws-handshakes-per-sec", "5", "--ws-handshake-burst", "20"],
+    )
+    .await;
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for n in 0..200 {
+        let mut stream = server.connect_from([127, 0, 0, 4], None).await;
+        let request = format!(
+            "GET /ws/v1 HTTP/1.1\r\nhost: pulseboard\r\nconnection: upgrade\r\n\
+             upgrade: websocket\r\nsec-websocket-version: 13\r\n\
+             sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = vec![0u8; 1024];
+        let n_read = ws::within("handshake answer", stream.read(&mut head))
+            .await
+            .unwrap();
+        let head = String::from_utf8_lossy(&head[..n_read]).to_string();
+        if head.starts_with("HTTP/1.1 101") {
+            held.push(stream);
+        } else {
+            assert!(head.starts_with("HTTP/1.1 429"), "attempt {n}: {head}");
+            assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+            assert!(head.contains("rate_limited"), "{head}");
+            refused += 1;
+        }
+        if n % 50 == 0 {
+            // Another address is not held up.
+            let mut other = server.connect_from([127, 0, 0, 5], None).await;
+            other.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = vec![0u8; 64];
+            let got = ws::within("another address", other.read(&mut answer))
+                .await
+                .unwrap();
+            assert!(answer[..got].starts_with(b"HTTP/1.1 101"));
+        }
+    }
+    // The burst, plus what the rate refilled during the loop.
+    assert!(
+        held.len() >= 20 && held.len() < 60,
+        "{} admitted",
+        held.len()
+    );
+    assert_eq!(held.len() + refused, 200);
+    still_served(&server).await;
+    // The allowance comes back.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut again = server.connect_from([127, 0, 0, 4], None).await;
+    again
+        .write_all(
+            b"GET /ws/v1 HTTP/1.1\r\nhost: pulseboard\r\nconnection: upgrade\r\n\
+              upgrade: websocket\r\nsec-websocket-version: 13\r\n\
+              sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 64];
+    let got = ws::within("after the refill", again.read(&mut answer))
+        .await
+        .unwrap();
+    assert!(answer[..got].starts_with(b"HTTP/1.1 101"));
+}
+
+/// Finding 5: a socket that answers pings but holds no subscription and
+/// says nothing gives its slot back after the idle timeout, with 1008 and
+/// the reason; a subscribed one that is just as quiet stays.
+#[tokio::test]
+async fn a_silent_socket_without_subscriptions_is_closed_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--ws-ping-interval-secs",
+            "1",
+            "--ws-idle-timeout-secs",
+            "2",
+        ],
+    )
+    .await;
+    let base = server.ws_url("");
+    let mut idle = typed(&base).await;
+    let mut listening = typed(&base).await;
+    subscribe(&mut listening, 1, "board", None).await;
+    let mut echo = connect(&server.ws_url("/ws")).await;
+    // tungstenite answers pings by itself while a socket is read: all
+    // three are read until the two idle ones are closed.
+    let closes = async {
+        tokio::join!(
+            ws::closed_with(&mut idle, Duration::from_secs(6)),
+            ws::closed_with(&mut echo, Duration::from_secs(6))
+        )
+    };
+    tokio::pin!(closes);
+    let (idle_code, echo_code) = loop {
+        tokio::select! {
+            done = &mut closes => break done,
+            msg = listening.next() => assert!(matches!(msg, Some(Ok(_))), "{msg:?}"),
+        }
+    };
+    assert_eq!(u16::from(idle_code), 1008);
+    assert_eq!(u16::from(echo_code), 1008);
+    assert_eq!(server.metric("pulseboard_ws_idle_closes_total").await, 2);
+    // The subscribed one was as quiet and is still there.
+    ws::send(&mut listening, json!({"type": "ping", "id": 9})).await;
+    let pong = ws::ws_reply(&mut listening, 9).await;
+    assert_eq!(pong["type"], "pong");
+}

@@ -5,18 +5,13 @@
 //! spreading a flood over endpoints, connections or topics gains nothing.
 //!
 //! Per instance: with several instances behind a balancer, an account that
-//! reaches all of them gets the rate on each. The table is bounded: a
-//! bucket that has filled up again says nothing a new one would not, so it
-//! is what goes first when the table is full.
+//! reaches all of them gets the rate on each. The table is bounded (see
+//! [`KeyedBuckets`]).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::admission::AddressKey;
-use crate::rate::TokenBucket;
+use crate::rate::KeyedBuckets;
 
 /// Who is publishing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,68 +33,19 @@ impl Publisher {
     }
 }
 
-/// Buckets kept at most; beyond it refilled ones go, then the least
-/// recently used tenth.
-const MAX_PUBLISHERS: usize = 100_000;
-
-/// Publishing rate per publisher. `None` rate: unlimited.
-pub struct PublishQuota {
-    limit: Option<(f64, f64)>,
-    buckets: Mutex<HashMap<Publisher, TokenBucket>>,
-    max: usize,
-}
+/// Publishing rate per publisher.
+pub struct PublishQuota(KeyedBuckets<Publisher>);
 
 impl PublishQuota {
     /// `per_sec` publishes a second with bursts of `burst`; 0 turns the
     /// quota off.
     pub fn new(per_sec: u32, burst: u32) -> Self {
-        PublishQuota {
-            limit: (per_sec > 0).then(|| (f64::from(per_sec), f64::from(burst.max(1)))),
-            buckets: Mutex::default(),
-            max: MAX_PUBLISHERS,
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<Publisher, TokenBucket>> {
-        self.buckets.lock().unwrap_or_else(|e| e.into_inner())
+        PublishQuota(KeyedBuckets::new(per_sec, burst))
     }
 
     /// One publish by `who`, or how long until it may publish again.
     pub fn take(&self, who: Publisher) -> Result<(), Duration> {
-        let Some((rate, burst)) = self.limit else {
-            return Ok(());
-        };
-        let mut buckets = self.lock();
-        if buckets.len() >= self.max && !buckets.contains_key(&who) {
-            make_room(&mut buckets, self.max);
-        }
-        buckets
-            .entry(who)
-            .or_insert_with(|| TokenBucket::new(rate, burst))
-            .take()
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.lock().len()
-    }
-}
-
-/// Drops the buckets that have filled up again; if that is not a tenth of
-/// the table, the least recently used tenth.
-fn make_room(buckets: &mut HashMap<Publisher, TokenBucket>, max: usize) {
-    let now = Instant::now();
-    buckets.retain(|_, b| !b.is_full(now));
-    if buckets.len() + max / 10 <= max {
-        return;
-    }
-    let mut by_use: Vec<(Instant, Publisher)> = buckets
-        .iter()
-        .map(|(who, b)| (b.last_used(), *who))
-        .collect();
-    by_use.sort_unstable_by_key(|(at, _)| *at);
-    for (_, who) in by_use.into_iter().take((max / 10).max(1)) {
-        buckets.remove(&who);
+        self.0.take(who)
     }
 }
 
@@ -124,19 +70,18 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_table_drops_refilled_buckets_then_the_least_recently_used() {
-        let mut q = PublishQuota::new(1, 2);
-        q.max = 10;
+        let q = PublishQuota(KeyedBuckets::new(1, 2).with_max(10));
         for id in 0..10 {
             q.take(Publisher::Account(id)).unwrap();
             tokio::time::advance(Duration::from_millis(10)).await;
         }
         // None has refilled yet: the oldest goes.
         q.take(Publisher::Account(100)).unwrap();
-        assert_eq!(q.len(), 10);
-        assert!(!q.lock().contains_key(&Publisher::Account(0)));
+        assert_eq!(q.0.len(), 10);
+        assert!(!q.0.holds(&Publisher::Account(0)));
         // Once they have refilled, they all make way.
         tokio::time::advance(Duration::from_secs(5)).await;
         q.take(Publisher::Account(101)).unwrap();
-        assert_eq!(q.len(), 1);
+        assert_eq!(q.0.len(), 1);
     }
 }

@@ -373,6 +373,8 @@ fn spawn_session<H: Handler>(state: &AppState, upgrade: WsUpgrade, handler: H) -
         rate_per_sec: f64::from(state.config.ws_rate_per_sec.max(1)),
         rate_burst: f64::from(state.config.ws_rate_burst.max(1)),
         max_subscriptions: state.config.ws_max_subscriptions,
+        idle_timeout: (state.config.ws_idle_timeout_secs > 0)
+            .then(|| std::time::Duration::from_secs(state.config.ws_idle_timeout_secs)),
     };
     let rt = state.rt.clone();
     let shutdown = state.shutdown.clone();

@@ -71,6 +71,9 @@ pub struct SessionLimits {
     /// Inbound burst allowance.
     pub rate_burst: f64,
     pub max_subscriptions: usize,
+    /// How long a connection may hold a slot with no subscription and no
+    /// message from the client; `None`: forever. Checked at heartbeats.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// What an endpoint does with its connection.
@@ -528,6 +531,8 @@ pub async fn run<T, H>(
     let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_seen = Instant::now();
+    // The client's last message (pongs and pings do not count).
+    let mut last_message = Instant::now();
     let halted = halt.halted();
     tokio::pin!(halted);
     // Only signed-in connections have a deadline: the timer is allocated
@@ -641,6 +646,7 @@ pub async fn run<T, H>(
                         last_seen = Instant::now();
                         match frame.opcode() {
                             OpCode::Text => {
+                                last_message = Instant::now();
                                 metrics.messages_in.fetch_add(1, Ordering::Relaxed);
                                 metrics
                                     .bytes_in
@@ -738,6 +744,21 @@ pub async fn run<T, H>(
                     if last_seen.elapsed() > period * 3 / 2 {
                         metrics.heartbeat_timeouts.fetch_add(1, Ordering::Relaxed);
                         break 'session End::Close(CloseCode::Policy, "heartbeat timeout".into());
+                    }
+                    // Answering pings is not using the connection: one that
+                    // neither listens to a topic nor says anything gives its
+                    // slot back.
+                    if let Some(idle) = limits.idle_timeout {
+                        if ctx.subs.is_empty() && last_message.elapsed() > idle {
+                            metrics.idle_closes.fetch_add(1, Ordering::Relaxed);
+                            break 'session End::Close(
+                                CloseCode::Policy,
+                                format!(
+                                    "idle: no subscription and no message for {} s",
+                                    idle.as_secs()
+                                ),
+                            );
+                        }
                     }
                     ctx.send(Frame::ping(Vec::new()));
                     if let Some(beat) = handler.heartbeat() {
@@ -931,6 +952,7 @@ mod tests {
             rate_per_sec: 100.0,
             rate_burst: 100.0,
             max_subscriptions: 4,
+            idle_timeout: None,
         };
         tokio::spawn(run(
             Box::new(ws),

@@ -103,6 +103,25 @@ fn check_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
     }
 }
 
+/// One handshake from the client's address (see `admission::Handshakes`).
+fn check_handshake_rate(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+    let Some(peer) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    else {
+        return Ok(());
+    };
+    let ip =
+        crate::client_addr::client_ip(peer.0.ip(), &parts.headers, &state.config.trusted_proxies);
+    state.handshakes.take(ip).map_err(|wait| {
+        state
+            .metrics
+            .connections_rejected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ApiError::TooManyHandshakes(wait)
+    })
+}
+
 impl FromRequestParts<AppState> for WsUpgrade {
     type Rejection = ApiError;
 
@@ -111,6 +130,7 @@ impl FromRequestParts<AppState> for WsUpgrade {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         check_origin(parts, state)?;
+        check_handshake_rate(parts, state)?;
         let offer = parts
             .headers
             .get(header::SEC_WEBSOCKET_EXTENSIONS)
