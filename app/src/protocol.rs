@@ -181,14 +181,41 @@ pub const USERNAME_MAX: usize = 32;
 pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 128;
 
-/// Close code of a live connection whose token expired without the client
-/// sending a fresh one (`auth` on `/ws/v1`).
-pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// Every close code the server sends, by name (the README's table says
+/// when each is sent). The 1xxx codes are RFC 6455's; the 4xxx ones are
+/// ours, for the reasons a client must act on (sign in again).
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Bad framing (reserved opcodes, oversized control frames).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A binary message on a text endpoint.
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// A text message that is not UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
+    /// A limit or rule: rate, heartbeat, idle, connection limits.
+    pub const POLICY: u16 = 1008;
+    /// A message over the size limit.
+    pub const TOO_BIG: u16 = 1009;
+    /// The broker failed.
+    pub const INTERNAL: u16 = 1011;
+    /// A slow consumer: its queue overflowed; reconnect and resume.
+    pub const TRY_AGAIN: u16 = 1013;
+    /// The token expired and no fresh one was sent (`auth` on `/ws/v1`).
+    pub const TOKEN_EXPIRED: u16 = 4001;
+    /// The account was deleted.
+    pub const ACCOUNT_DELETED: u16 = 4003;
+    /// The session ended: signed out, or the password was changed.
+    pub const SESSION_ENDED: u16 = 4004;
+}
+
+/// Close code of a live connection whose token expired (see [`close`]).
+pub const CLOSE_TOKEN_EXPIRED: u16 = close::TOKEN_EXPIRED;
 /// Close code of a live connection whose account was deleted.
-pub const CLOSE_ACCOUNT_DELETED: u16 = 4003;
-/// Close code of a live connection whose session ended: it signed out, or
-/// the account's password was changed.
-pub const CLOSE_SESSION_ENDED: u16 = 4004;
+pub const CLOSE_ACCOUNT_DELETED: u16 = close::ACCOUNT_DELETED;
+/// Close code of a live connection whose session ended.
+pub const CLOSE_SESSION_ENDED: u16 = close::SESSION_ENDED;
 
 /// Body of `POST /auth/register`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

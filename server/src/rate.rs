@@ -126,8 +126,8 @@ impl<K: std::hash::Hash + Eq + Copy> KeyedBuckets<K> {
             .take()
     }
 
-    /// Keys held.
-    pub fn len(&self) -> usize {
+    /// How many keys have a bucket.
+    pub fn keys(&self) -> usize {
         self.lock().len()
     }
 

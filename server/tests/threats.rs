@@ -582,11 +582,9 @@ async fn one_address_cannot_handshake_in_a_loop() {
     let mut refused = 0;
     for n in 0..200 {
         let mut stream = server.connect_from([127, 0, 0, 4], None).await;
-        let request = format!(
-            "GET /ws/v1 HTTP/1.1\r\nhost: pulseboard\r\nconnection: upgrade\r\n\
-             upgrade: websocket\r\nsec-websocket-version: 13\r\n\
-             sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        );
+        let request = "GET /ws/v1 HTTP/1.1\r\nhost: pulseboard\r\nconnection: upgrade\r\n\
+                       upgrade: websocket\r\nsec-websocket-version: 13\r\n\
+                       sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut head = vec![0u8; 1024];
         let n_read = ws::within("handshake answer", stream.read(&mut head))

@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 
+use app::protocol::close as codes;
 use app::protocol::Payload;
 
 use super::session::{Ctx, Flow, Handler};
@@ -21,7 +22,10 @@ impl Handler for Channel {
         let topic = self.topic.clone();
         match ctx.subscribe(&topic, None).await {
             Ok(_) => Flow::Continue,
-            Err(e) => Flow::Close(super::typed::INTERNAL, format!("cannot subscribe: {e}")),
+            Err(e) => Flow::Close(
+                super::code(codes::INTERNAL),
+                format!("cannot subscribe: {e}"),
+            ),
         }
     }
 

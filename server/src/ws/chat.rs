@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use app::protocol::close as codes;
 use app::protocol::Payload;
 
 use super::session::{Ctx, Flow, Handler};
@@ -20,7 +21,10 @@ impl Handler for Chat {
     async fn on_open(&mut self, ctx: &mut Ctx) -> Flow {
         match ctx.subscribe(CHAT_TOPIC, None).await {
             Ok(_) => Flow::Continue,
-            Err(e) => Flow::Close(super::typed::INTERNAL, format!("cannot join the chat: {e}")),
+            Err(e) => Flow::Close(
+                super::code(codes::INTERNAL),
+                format!("cannot join the chat: {e}"),
+            ),
         }
     }
 
@@ -32,7 +36,7 @@ impl Handler for Chat {
         match ctx.publish(CHAT_TOPIC, payload).await {
             Ok(_) => Flow::Continue,
             Err(e) => Flow::Close(
-                super::typed::INTERNAL,
+                super::code(codes::INTERNAL),
                 format!("message not delivered: {e}"),
             ),
         }

@@ -27,6 +27,8 @@ use axum::response::{IntoResponse, Response};
 use futures::SinkExt;
 use tokio_util::sync::CancellationToken;
 use yawc::close::CloseCode;
+
+use app::protocol::close as codes;
 use yawc::frame::Frame;
 use yawc::Options;
 
@@ -125,7 +127,12 @@ pub async fn finish_after(
     error: &yawc::WebSocketError,
 ) {
     if matches!(error, yawc::WebSocketError::InvalidUTF8) {
-        close(ws, CloseCode::Invalid, "text message is not valid UTF-8").await;
+        close(
+            ws,
+            code(codes::INVALID_DATA),
+            "text message is not valid UTF-8",
+        )
+        .await;
         return;
     }
     finish(ws).await;
@@ -306,6 +313,11 @@ impl ConnectionGate {
     }
 }
 
+/// A close code of the shared protocol, as yawc takes it.
+pub(crate) fn code(c: u16) -> CloseCode {
+    CloseCode::from(c)
+}
+
 /// Looks the connection's session up again once its seat and session
 /// watch are registered. An account deleted (or a session ended) between
 /// the token check and that registration would otherwise be missed: the
@@ -320,14 +332,8 @@ pub(crate) async fn recheck_session(
     match store.sessions().user(&user.session.id, user.id).await {
         Ok(Some(_)) | Err(_) => None,
         Ok(None) => Some(match store.users().by_id(user.id).await {
-            Ok(None) => (
-                CloseCode::from(app::protocol::CLOSE_ACCOUNT_DELETED),
-                "account deleted".into(),
-            ),
-            _ => (
-                CloseCode::from(app::protocol::CLOSE_SESSION_ENDED),
-                "session ended".into(),
-            ),
+            Ok(None) => (code(codes::ACCOUNT_DELETED), "account deleted".into()),
+            _ => (code(codes::SESSION_ENDED), "session ended".into()),
         }),
     }
 }
@@ -357,7 +363,12 @@ where
             return;
         };
         let Some(_permit) = permit else {
-            close(&mut accepted.ws, CloseCode::Policy, "too many connections").await;
+            close(
+                &mut accepted.ws,
+                code(codes::POLICY),
+                "too many connections",
+            )
+            .await;
             return;
         };
         body(accepted).await;
@@ -472,7 +483,7 @@ fn over_user_limit(state: &AppState, upgrade: WsUpgrade) -> Response {
         state,
         upgrade,
         state.ws_options.clone(),
-        |mut c| async move { close(&mut c.ws, CloseCode::Policy, USER_LIMIT_REASON).await },
+        |mut c| async move { close(&mut c.ws, code(codes::POLICY), USER_LIMIT_REASON).await },
     )
 }
 

@@ -10,6 +10,7 @@
 
 use bytes::Bytes;
 
+use app::protocol::close as codes;
 use app::protocol::Payload;
 
 use super::session::{Ctx, Flow, Handler};
@@ -40,7 +41,10 @@ impl Handler for Secure {
         let topic = self.topic.clone();
         match ctx.subscribe(&topic, None).await {
             Ok(_) => Flow::Continue,
-            Err(e) => Flow::Close(super::typed::INTERNAL, format!("cannot subscribe: {e}")),
+            Err(e) => Flow::Close(
+                super::code(codes::INTERNAL),
+                format!("cannot subscribe: {e}"),
+            ),
         }
     }
 
@@ -48,7 +52,7 @@ impl Handler for Secure {
         // This endpoint has no way to answer "not now" in-band: over the
         // account's publishing rate, the connection is closed instead.
         if let Err(e) = ctx.rt.publishing(Some(&self.user), None) {
-            return Flow::Close(yawc::close::CloseCode::Policy, e.to_string());
+            return Flow::Close(super::code(codes::POLICY), e.to_string());
         }
         let payload = Payload::Chat {
             from: self.user.username.clone(),
@@ -57,7 +61,7 @@ impl Handler for Secure {
         match ctx.publish(&self.topic, payload).await {
             Ok(_) => Flow::Continue,
             Err(e) => Flow::Close(
-                super::typed::INTERNAL,
+                super::code(codes::INTERNAL),
                 format!("message not delivered: {e}"),
             ),
         }

@@ -40,7 +40,10 @@ use yawc::close::CloseCode;
 use yawc::frame::{Frame, OpCode};
 use yawc::WebSocket;
 
+use app::protocol::close as codes;
 use app::protocol::{Event, Payload, StreamPosition};
+
+use super::code;
 
 use super::deflate;
 use super::stream::{FrameGuard, Link};
@@ -614,17 +617,17 @@ pub async fn run<T, H>(
                 Wake::Halted => {
                     break 'session match halt.reason() {
                         HaltReason::Shutdown => {
-                            End::Close(CloseCode::Away, "server shutting down".into())
+                            End::Close(code(codes::GOING_AWAY), "server shutting down".into())
                         }
                         HaltReason::SlowConsumer => End::Close(
-                            CloseCode::Again,
+                            code(codes::TRY_AGAIN),
                             "slow consumer: send queue overflowed".into(),
                         ),
                     }
                 }
                 Wake::Flood => {
                     metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    break 'session End::Close(CloseCode::Policy, "rate limit exceeded".into());
+                    break 'session End::Close(code(codes::POLICY), "rate limit exceeded".into());
                 }
                 Wake::Frame(first) => {
                     // Take every frame already received (up to a bound),
@@ -658,7 +661,7 @@ pub async fn run<T, H>(
                             }
                             OpCode::Binary => {
                                 ended = Some(End::Close(
-                                    CloseCode::Unsupported,
+                                    code(codes::UNSUPPORTED_DATA),
                                     "binary messages are not supported".into(),
                                 ));
                                 break;
@@ -724,17 +727,17 @@ pub async fn run<T, H>(
                     }
                 }
                 Wake::AccountDeleted => {
-                    let code = CloseCode::from(app::protocol::CLOSE_ACCOUNT_DELETED);
-                    break 'session End::Close(code, "account deleted".into());
+                    break 'session End::Close(
+                        code(codes::ACCOUNT_DELETED),
+                        "account deleted".into(),
+                    );
                 }
                 Wake::SessionEnded => {
-                    let code = CloseCode::from(app::protocol::CLOSE_SESSION_ENDED);
-                    break 'session End::Close(code, "session ended".into());
+                    break 'session End::Close(code(codes::SESSION_ENDED), "session ended".into());
                 }
                 Wake::Expired => {
                     metrics.token_expiry_closes.fetch_add(1, Ordering::Relaxed);
-                    let code = CloseCode::from(app::protocol::CLOSE_TOKEN_EXPIRED);
-                    break 'session End::Close(code, "token expired".into());
+                    break 'session End::Close(code(codes::TOKEN_EXPIRED), "token expired".into());
                 }
                 Wake::Tick => {
                     // Silent for one and a half intervals: the ping sent at
@@ -743,7 +746,7 @@ pub async fn run<T, H>(
                     // default), while a live one's pong is in long before.
                     if last_seen.elapsed() > period * 3 / 2 {
                         metrics.heartbeat_timeouts.fetch_add(1, Ordering::Relaxed);
-                        break 'session End::Close(CloseCode::Policy, "heartbeat timeout".into());
+                        break 'session End::Close(code(codes::POLICY), "heartbeat timeout".into());
                     }
                     // Answering pings is not using the connection: one that
                     // neither listens to a topic nor says anything gives its
@@ -752,7 +755,7 @@ pub async fn run<T, H>(
                         if ctx.subs.is_empty() && last_message.elapsed() > idle {
                             metrics.idle_closes.fetch_add(1, Ordering::Relaxed);
                             break 'session End::Close(
-                                CloseCode::Policy,
+                                code(codes::POLICY),
                                 format!(
                                     "idle: no subscription and no message for {} s",
                                     idle.as_secs()

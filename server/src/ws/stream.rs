@@ -133,8 +133,12 @@ enum Scan {
     Payload { left: u64 },
 }
 
-/// The close frame that fails a connection for a protocol error (1002).
-const PROTOCOL_ERROR: [u8; 4] = [0x88, 0x02, 0x03, 0xea];
+/// The close frame that fails a connection for a protocol error (1002):
+/// FIN + close opcode, a two-byte payload, the code in network order.
+const PROTOCOL_ERROR: [u8; 4] = {
+    let [high, low] = app::protocol::close::PROTOCOL_ERROR.to_be_bytes();
+    [0x88, 0x02, high, low]
+};
 
 /// Tracks frame boundaries in the client's byte stream.
 #[derive(Debug)]

@@ -14,9 +14,9 @@
 //! came first, and with 4003 if its account is deleted. A refused command gets an `error` reply with a stable code
 //! (`unauthorized`, `forbidden`, …) and the connection stays usable.
 
-use yawc::close::CloseCode;
 use yawc::frame::Frame;
 
+use app::protocol::close as codes;
 use app::protocol::{validate_topic, ClientMessage, ErrorCode, ServerMessage, PROTOCOL_VERSION};
 
 use super::session::{Ctx, Flow, Handler, SubscribeError};
@@ -114,7 +114,9 @@ impl Typed {
             Some(seat) => seat,
             None => match self.gate.acquire_user(user.id).await {
                 Some(seat) => seat,
-                None => return Flow::Close(CloseCode::Policy, super::USER_LIMIT_REASON.into()),
+                None => {
+                    return Flow::Close(super::code(codes::POLICY), super::USER_LIMIT_REASON.into())
+                }
             },
         };
         // A fresh token may belong to another session of the same account
@@ -317,7 +319,3 @@ impl Handler for Typed {
 
     async fn on_close(&mut self, _ctx: &mut Ctx) {}
 }
-
-/// Close code for a broker failure on endpoints that cannot report errors
-/// in-band.
-pub const INTERNAL: CloseCode = CloseCode::Error;
