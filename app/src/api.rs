@@ -26,8 +26,12 @@ pub type UiError = String;
 /// (one already in the list is recognised by its version).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The newest tasks, at most [`BOARD_PAGE`](crate::protocol::BOARD_PAGE).
     pub tasks: Vec<Task>,
     pub position: Option<StreamPosition>,
+    /// Older tasks exist beyond these.
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// The server's way of listing tasks while rendering, provided as context.
@@ -57,11 +61,11 @@ pub fn load_tasks() -> impl std::future::Future<Output = Result<Snapshot, UiErro
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
     {
         send_wrapper::SendWrapper::new(async move {
-            let resp = send(Request::get("/tasks").build().map_err(local)?).await?;
-            let tasks = read_json(resp, 200).await?;
+            let (tasks, more) = older_tasks(None).await.map_err(|f| f.message)?;
             Ok(Snapshot {
                 tasks,
                 position: None,
+                more,
             })
         })
     }
@@ -69,6 +73,23 @@ pub fn load_tasks() -> impl std::future::Future<Output = Result<Snapshot, UiErro
     {
         std::future::ready(Err("built without the ssr or hydrate feature".to_owned()))
     }
+}
+
+/// One page of tasks older than `before` (the newest page without it),
+/// newest first, and whether more follow (the answer has a `next` link).
+#[cfg(feature = "hydrate")]
+pub async fn older_tasks(before: Option<i64>) -> Result<(Vec<Task>, bool), Failure> {
+    let mut url = format!("/tasks?order=newest&limit={}", crate::protocol::BOARD_PAGE);
+    if let Some(id) = before {
+        url.push_str(&format!("&after={id}"));
+    }
+    let resp = send(Request::get(&url).build().map_err(local)?).await?;
+    let more = resp
+        .headers()
+        .get("link")
+        .is_some_and(|l| l.contains("rel=\"next\""));
+    let tasks = read_json(resp, 200).await?;
+    Ok((tasks, more))
 }
 
 /// `POST /tasks`, as the signed-in user.

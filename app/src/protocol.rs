@@ -217,6 +217,12 @@ pub const CLOSE_ACCOUNT_DELETED: u16 = close::ACCOUNT_DELETED;
 /// Close code of a live connection whose session ended.
 pub const CLOSE_SESSION_ENDED: u16 = close::SESSION_ENDED;
 
+/// Most tasks one `GET /tasks` answers (`limit`'s maximum and default).
+pub const TASKS_PAGE_MAX: usize = 1000;
+/// Tasks the board page starts with (the newest), and loads per "show
+/// older tasks": a board of any size renders in bounded time.
+pub const BOARD_PAGE: usize = 500;
+
 /// Body of `POST /auth/register`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -133,11 +133,17 @@ export function taskWrites(page: Page): RequestLog {
   return new RequestLog(page, ["POST", "PUT", "PATCH", "DELETE"], /^\/tasks(\/|$)/);
 }
 
-/** The tasks the server has stored, through the API. */
+/** Every task the server has stored, through the API, page by page. */
 export async function storedTasks(request: APIRequestContext): Promise<{ id: number; title: string; status: Status }[]> {
-  const resp = await request.get("/tasks");
-  expect(resp.status()).toBe(200);
-  return resp.json();
+  const all = [];
+  let url: string | undefined = "/tasks";
+  while (url) {
+    const resp = await request.get(url);
+    expect(resp.status()).toBe(200);
+    all.push(...(await resp.json()));
+    url = resp.headers()["link"]?.match(/^<([^>]+)>; rel="next"$/)?.[1];
+  }
+  return all;
 }
 
 /** An account and, once signed in through the API, its bearer token. */

@@ -274,11 +274,20 @@ pub fn router(state: AppState) -> Router {
             // Position first: every change after it is either in the list
             // or replayed to the client, never neither.
             let position = rt.position(pubsub::TASKS_TOPIC).await.ok();
-            let tasks = store.list().await.map_err(|e| {
-                tracing::error!(error = %e, "loading tasks for the page failed");
-                "the task store did not answer".to_owned()
-            })?;
-            Ok(Snapshot { tasks, position })
+            // The newest page only: a board of any size renders in
+            // bounded time; older tasks load on request.
+            let (tasks, more) = store
+                .page(true, None, app::protocol::BOARD_PAGE)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "loading tasks for the page failed");
+                    "the task store did not answer".to_owned()
+                })?;
+            Ok(Snapshot {
+                tasks,
+                position,
+                more,
+            })
         })
     }));
     let routes = generate_route_list(App);

@@ -100,8 +100,64 @@ fn validation(e: impl std::fmt::Display) -> ApiError {
     ApiError::Validation(e.to_string())
 }
 
-async fn list_tasks(State(state): State<AppState>) -> Result<axum::Json<Vec<Task>>, ApiError> {
-    Ok(axum::Json(state.store.list().await?))
+/// The query of `GET /tasks`.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    /// At most this many (1 to `TASKS_PAGE_MAX`, which is the default).
+    limit: Option<usize>,
+    /// `oldest` (the default, the seed's order) or `newest` first.
+    order: Option<String>,
+    /// Only tasks past this id in that order: the `next` link's cursor.
+    after: Option<i64>,
+}
+
+/// `GET /tasks`: one page of tasks, oldest first unless `order=newest`.
+/// When more follow, `Link: <...>; rel="next"` (RFC 8288) gives the next
+/// page's address. A board of any size costs one bounded query.
+async fn list_tasks(
+    State(state): State<AppState>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, ApiError> {
+    let q: PageQuery = match query.as_deref() {
+        None | Some("") => PageQuery::default(),
+        Some(q) => serde_urlencoded::from_str(q).map_err(|e| {
+            ApiError::Validation(format!(
+                "query: {e} (expected limit, order=oldest|newest, after)"
+            ))
+        })?,
+    };
+    let max = app::protocol::TASKS_PAGE_MAX;
+    let limit = q.limit.unwrap_or(max);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::Validation(format!("limit: between 1 and {max}")));
+    }
+    let newest_first = match q.order.as_deref() {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(other) => {
+            return Err(ApiError::Validation(format!(
+                "order: \"oldest\" or \"newest\", not {other:?}"
+            )))
+        }
+    };
+    let (tasks, more) = state.store.page(newest_first, q.after, limit).await?;
+    let next = match tasks.last() {
+        Some(last) if more => {
+            let order = if newest_first { "newest" } else { "oldest" };
+            let link = format!(
+                "</tasks?order={order}&after={}&limit={limit}>; rel=\"next\"",
+                last.id
+            );
+            HeaderValue::from_str(&link).ok()
+        }
+        _ => None,
+    };
+    let mut resp = axum::Json(tasks).into_response();
+    if let Some(link) = next {
+        resp.headers_mut().insert(header::LINK, link);
+    }
+    Ok(resp)
 }
 
 async fn get_task(

@@ -463,3 +463,79 @@ async fn switches_in_the_environment_accept_one_and_off() {
         assert_eq!(resp.status(), expected, "PULSEBOARD_OPEN_WRITES={value}");
     }
 }
+
+/// The `next` link of a `GET /tasks` answer, if any.
+fn next_link(resp: &reqwest::Response) -> Option<String> {
+    let link = resp.headers().get("link")?.to_str().ok()?;
+    let url = link.strip_prefix('<')?.split_once('>')?.0.to_owned();
+    assert!(link.ends_with("rel=\"next\""), "{link}");
+    Some(url)
+}
+
+#[tokio::test]
+async fn task_lists_come_in_pages_followed_by_their_next_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--publish-rate-per-sec", "0"]).await;
+    let writer = authed_client(&server.signup("pager").await);
+    for n in 0..25 {
+        common::create_task(&writer, &server, &format!("t{n}")).await;
+    }
+    let ids = |page: &Value| -> Vec<i64> {
+        page.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect()
+    };
+
+    // Without a query: every task (under the maximum page), oldest first,
+    // as the seed answered.
+    let all = client().get(server.url("/tasks")).send().await.unwrap();
+    assert!(next_link(&all).is_none());
+    let all: Vec<i64> = ids(&all.json().await.unwrap());
+    assert_eq!(all, (1..=25).collect::<Vec<_>>());
+
+    // Pages of 10, oldest first and newest first, following the links.
+    for (order, expected) in [
+        ("oldest", (1..=25).collect::<Vec<i64>>()),
+        ("newest", (1..=25).rev().collect()),
+    ] {
+        let mut url = format!("/tasks?order={order}&limit=10");
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let resp = client().get(server.url(&url)).send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let next = next_link(&resp);
+            let page: Value = resp.json().await.unwrap();
+            assert!(page.as_array().unwrap().len() <= 10);
+            seen.extend(ids(&page));
+            pages += 1;
+            match next {
+                Some(n) => url = n,
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "{order}");
+        assert_eq!(pages, 3, "{order}");
+    }
+
+    // Bad queries are refused with the reason.
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "limit=ten",
+        "order=sideways",
+        "after=x",
+        "page=2",
+    ] {
+        let resp = client()
+            .get(server.url(&format!("/tasks?{bad}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "validation_failed", "{bad}: {body}");
+    }
+}

@@ -680,3 +680,55 @@ async fn a_silent_socket_without_subscriptions_is_closed_when_idle() {
     let pong = ws::ws_reply(&mut listening, 9).await;
     assert_eq!(pong["type"], "pong");
 }
+
+/// Finding 9: a board of 100,000 tasks. The page renders its newest 500
+/// (with "show older tasks") in bounded time and size, `GET /tasks` answers
+/// one page with a `next` link, and memory stays bounded.
+#[tokio::test]
+async fn a_board_of_100000_tasks_renders_its_first_page_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    // Written straight into the server's SQLite file (creating them over
+    // REST would take the publish rate's time, not the board's).
+    let url = format!("sqlite://{}", dir.path().join("pulseboard.db").display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for chunk in 0..100 {
+        let mut tx = db.begin().await.unwrap();
+        for n in 0..1000 {
+            let now = "2026-12-01T00:00:00.000Z";
+            sqlx::query(
+                "INSERT INTO tasks (title, description, status, created_at, updated_at, version) \
+                 VALUES (?, '', 'todo', ?, ?, 1)",
+            )
+            .bind(format!("task {}", chunk * 1000 + n))
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    db.close().await;
+
+    let started = std::time::Instant::now();
+    let page = ws::within("the page", client().get(server.url("/")).send())
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let took = started.elapsed();
+    let cards = html.matches("data-testid=\"task\"").count();
+    assert_eq!(cards, 500, "the newest 500 only");
+    assert!(html.contains("task 99999"), "newest first");
+    assert!(html.contains("load-older"), "a way to the older ones");
+    assert!(took < Duration::from_secs(3), "rendered in {took:?}");
+
+    let first = client().get(server.url("/tasks")).send().await.unwrap();
+    assert!(first.headers().get("link").is_some());
+    let tasks: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(tasks.as_array().unwrap().len(), 1000);
+    still_served(&server).await;
+    let rss = server.rss_kib();
+    assert!(rss < 150 * 1024, "resident memory {rss} KiB");
+}

@@ -2,6 +2,7 @@
 
 mod account;
 mod columns;
+mod older;
 mod task_form;
 mod toasts;
 
@@ -14,6 +15,7 @@ use crate::board::{Action, Board, Connection};
 use crate::{auth::Failure, protocol::Level};
 use account::AccountArea;
 use columns::Columns;
+use older::OlderTasks;
 use task_form::NewTaskForm;
 use toasts::Toasts;
 
@@ -138,7 +140,17 @@ pub fn BoardPage() -> impl IntoView {
                                 .get()
                                 .map(|res| match res {
                                     Ok(snapshot) => {
-                                        view! { <Columns base=snapshot.tasks board dispatch auth/> }
+                                        let oldest = snapshot.tasks.last().map(|t| t.id);
+                                        let more = snapshot.more;
+                                        view! {
+                                            <Columns base=snapshot.tasks board dispatch auth/>
+                                            <OlderTasks
+                                                more
+                                                oldest
+                                                dispatch
+                                                hydrated=hydrated.read_only()
+                                            />
+                                        }
                                             .into_any()
                                     }
                                     Err(e) => {

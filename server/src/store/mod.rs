@@ -226,6 +226,37 @@ impl TaskStore {
         rows.iter().map(task_from_row).collect()
     }
 
+    /// One page of tasks in id order (`newest_first`: descending),
+    /// strictly past `after` in that order, at most `limit`; and whether
+    /// more follow. Keyset pagination: each page is one index range scan,
+    /// however deep into the table it is.
+    pub async fn page(
+        &self,
+        newest_first: bool,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<(Vec<Task>, bool), StoreError> {
+        let (cmp, order, start) = if newest_first {
+            ("<", "DESC", i64::MAX)
+        } else {
+            (">", "ASC", 0)
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tasks WHERE id {cmp} $1 ORDER BY id {order} LIMIT $2"
+        ))
+        .bind(after.unwrap_or(start))
+        .bind(limit as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let more = rows.len() > limit;
+        let tasks = rows
+            .iter()
+            .take(limit)
+            .map(task_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((tasks, more))
+    }
+
     pub async fn get(&self, id: i64) -> Result<Task, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1"))
             .bind(id)
