@@ -394,7 +394,7 @@ fn spawn_session<H: Handler>(state: &AppState, upgrade: WsUpgrade, handler: H) -
             Box::new(c.ws),
             c.link,
             c.compression,
-            handler,
+            Box::new(handler),
             rt,
             limits,
             shutdown,
