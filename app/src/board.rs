@@ -176,6 +176,12 @@ impl Board {
             }
             Payload::Presence { .. } => None,
             Payload::Message { text } => Some(self.toast(Level::Info, text)),
+            Payload::BoardUpdated { board } => {
+                Some(self.toast(Level::Info, format!("Board “{}” updated", board.name)))
+            }
+            Payload::BoardDeleted { .. } => {
+                Some(self.toast(Level::Warning, "This board was deleted".into()))
+            }
         }
     }
 
@@ -247,6 +253,7 @@ mod tests {
             version,
             created_by: None,
             assignee: None,
+            board_id: crate::protocol::DEFAULT_BOARD,
         }
     }
 

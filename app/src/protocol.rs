@@ -14,6 +14,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod boards;
+pub use boards::*;
+
 /// Version of the typed WebSocket protocol, announced in [`ServerMessage::Hello`].
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -85,6 +88,14 @@ pub struct Task {
     /// on `user:<name>` whenever it changes.
     #[serde(default)]
     pub assignee: Option<String>,
+    /// The board the task is on ([`DEFAULT_BOARD`] for tasks made through
+    /// `/tasks`, and for clients that predate boards).
+    #[serde(default = "default_board")]
+    pub board_id: i64,
+}
+
+fn default_board() -> i64 {
+    DEFAULT_BOARD
 }
 
 /// Body of `POST /tasks`.
@@ -389,6 +400,14 @@ pub enum Payload {
     Message {
         text: String,
     },
+    /// A board was renamed or its visibility changed (on its own topic).
+    BoardUpdated {
+        board: Board,
+    },
+    /// A board was deleted with its tasks (the last event on its topic).
+    BoardDeleted {
+        id: i64,
+    },
 }
 
 /// A position in a topic's stream. Offsets grow by one per event; the epoch
@@ -553,6 +572,7 @@ mod tests {
             version: 3,
             created_by: Some("ann".into()),
             assignee: None,
+            board_id: DEFAULT_BOARD,
         }
     }
 
@@ -624,6 +644,17 @@ mod tests {
             Payload::Message {
                 text: "plain \u{1} text".into(),
             },
+            Payload::BoardUpdated {
+                board: Board {
+                    id: 2,
+                    name: "Launch".into(),
+                    owner: Some("ann".into()),
+                    visibility: Visibility::Public,
+                    created_at: task().created_at,
+                    version: 2,
+                },
+            },
+            Payload::BoardDeleted { id: 2 },
         ];
         for (i, payload) in payloads.into_iter().enumerate() {
             round_trip_server(ServerMessage::Event(Event {

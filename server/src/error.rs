@@ -31,6 +31,13 @@ pub enum ApiError {
     BadPath(String),
     #[error("no task with id {0}")]
     TaskNotFound(i64),
+    #[error("no board with id {0}")]
+    BoardNotFound(i64),
+    #[error("{0} is not a member of this board")]
+    MemberNotFound(String),
+    /// A bound on how many of something an account or board may have.
+    #[error("{0}")]
+    LimitReached(String),
     #[error("this endpoint only accepts WebSocket upgrade requests (version 13)")]
     UpgradeRequired,
     #[error("WebSocket connections from this origin are not allowed")]
@@ -96,6 +103,9 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::BadPath(_) => "invalid_path",
             ApiError::TaskNotFound(_) => "task_not_found",
+            ApiError::BoardNotFound(_) => "board_not_found",
+            ApiError::MemberNotFound(_) => "member_not_found",
+            ApiError::LimitReached(_) => "limit_reached",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Unauthorized(_) => "unauthorized",
@@ -123,7 +133,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::Validation(_) | ApiError::BadBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TaskNotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::TaskNotFound(_)
+            | ApiError::BoardNotFound(_)
+            | ApiError::MemberNotFound(_)
+            | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::LimitReached(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod boards;
 pub mod broker;
 pub mod channels;
 pub mod client_addr;
@@ -277,7 +278,12 @@ pub fn router(state: AppState) -> Router {
             // The newest page only: a board of any size renders in
             // bounded time; older tasks load on request.
             let (tasks, more) = store
-                .page(true, None, app::protocol::BOARD_PAGE)
+                .page(
+                    app::protocol::DEFAULT_BOARD,
+                    true,
+                    None,
+                    app::protocol::BOARD_PAGE,
+                )
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "loading tasks for the page failed");
@@ -295,6 +301,7 @@ pub fn router(state: AppState) -> Router {
 
     let mut router = Router::new()
         .merge(rest::routes())
+        .merge(boards::routes::routes())
         .merge(auth::routes::routes())
         .merge(publish::routes())
         .merge(channels::routes())

@@ -279,34 +279,39 @@ impl Realtime {
         Ok(event)
     }
 
-    /// Publishes a task change on [`TASKS_TOPIC`]. Writes check
+    /// Publishes a change on a board's topic (`tasks` for the shared
+    /// board, `board:<id>` for the others). Writes check
     /// [`healthy`](Self::healthy) first and are refused while the broker is
     /// unreachable; if it fails between the store's commit and this
     /// publish, the change is stored but its event is not, so the topic is
     /// invalidated: it starts a new epoch once the broker is back, and every
     /// board reloads its tasks instead of silently missing the change.
-    pub async fn task_event(&self, payload: Payload) {
-        if let Err(e) = self.publish(TASKS_TOPIC, payload).await {
-            tracing::error!(error = %e, "publishing a task event failed; boards will reload");
-            self.broker.invalidate(TASKS_TOPIC);
+    pub async fn board_event(&self, board: i64, payload: Payload) {
+        let topic = app::protocol::board_topic(board);
+        if let Err(e) = self.publish(&topic, payload).await {
+            tracing::error!(error = %e, "publishing a board event failed; boards will reload");
+            self.broker.invalidate(&topic);
         }
     }
 
     pub async fn task_created(&self, task: &Task) {
-        self.task_event(Payload::TaskCreated { task: task.clone() })
+        self.board_event(task.board_id, Payload::TaskCreated { task: task.clone() })
             .await;
     }
 
     pub async fn task_updated(&self, task: &Task) {
-        self.task_event(Payload::TaskUpdated { task: task.clone() })
+        self.board_event(task.board_id, Payload::TaskUpdated { task: task.clone() })
             .await;
     }
 
     pub async fn task_deleted(&self, task: &Task) {
-        self.task_event(Payload::TaskDeleted {
-            id: task.id,
-            version: task.version,
-        })
+        self.board_event(
+            task.board_id,
+            Payload::TaskDeleted {
+                id: task.id,
+                version: task.version,
+            },
+        )
         .await;
     }
 

@@ -3,10 +3,15 @@
 //! Handlers validate, call the store, and answer with the task as JSON and
 //! its version as a strong `ETag`. `PATCH` and `DELETE` honour `If-Match`.
 //!
-//! Reading is public; writing needs a bearer token unless the server runs
-//! with `--open-writes`. A task records who created it and who it is
-//! assigned to, and every change is published on `tasks` and, for the
-//! assignee (old and new), as a notification on their `user:<name>` topic.
+//! `/tasks` is the shared board's task list; `/boards/{id}/tasks` (see
+//! [`crate::boards::routes`]) is any board's, through the same functions.
+//! Every task is on one board, and every read and write is checked
+//! against the caller's role there ([`crate::boards`]): the shared board
+//! is readable by anyone and writable with a token (or by anyone with
+//! `--open-writes`). A task records who created it and who it is assigned
+//! to, and every change is published on its board's topic (`tasks` for the
+//! shared board) and, for the assignee (old and new), as a notification
+//! on their `user:<name>` topic.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -14,9 +19,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use app::protocol::{validate_description, validate_title, NewTask, Task, TaskPatch, TaskStatus};
+use app::protocol::{
+    validate_description, validate_title, NewTask, Task, TaskPatch, TaskStatus, DEFAULT_BOARD,
+};
 
-use crate::auth::{AuthUser, Writer};
+use crate::auth::{AuthUser, Reader, Writer};
+use crate::boards::{authorize, Need};
 use crate::client_addr::PeerAddr;
 use crate::error::{ApiError, Json, Path};
 use crate::state::AppState;
@@ -71,6 +79,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(id) => ApiError::TaskNotFound(id),
             StoreError::UsernameTaken => ApiError::UsernameTaken,
+            StoreError::Limit(why) => ApiError::LimitReached(why),
             StoreError::Conflict(current) => ApiError::VersionMismatch {
                 expected: 0,
                 current,
@@ -112,14 +121,25 @@ struct PageQuery {
     after: Option<i64>,
 }
 
-/// `GET /tasks`: one page of tasks, oldest first unless `order=newest`.
-/// When more follow, `Link: <...>; rel="next"` (RFC 8288) gives the next
-/// page's address. A board of any size costs one bounded query.
+/// `GET /tasks`: the shared board's tasks (see [`list_page`]).
 async fn list_tasks(
     State(state): State<AppState>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Response, ApiError> {
-    let q: PageQuery = match query.as_deref() {
+    list_page(&state, DEFAULT_BOARD, "/tasks", query.as_deref()).await
+}
+
+/// One page of a board's tasks, oldest first unless `order=newest`.
+/// When more follow, `Link: <...>; rel="next"` (RFC 8288) gives the next
+/// page's address (`path` with the query). A board of any size costs one
+/// bounded query. The caller has checked that the board may be read.
+pub(crate) async fn list_page(
+    state: &AppState,
+    board: i64,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Response, ApiError> {
+    let q: PageQuery = match query {
         None | Some("") => PageQuery::default(),
         Some(q) => serde_urlencoded::from_str(q).map_err(|e| {
             ApiError::Validation(format!(
@@ -141,12 +161,15 @@ async fn list_tasks(
             )))
         }
     };
-    let (tasks, more) = state.store.page(newest_first, q.after, limit).await?;
+    let (tasks, more) = state
+        .store
+        .page(board, newest_first, q.after, limit)
+        .await?;
     let next = match tasks.last() {
         Some(last) if more => {
             let order = if newest_first { "newest" } else { "oldest" };
             let link = format!(
-                "</tasks?order={order}&after={}&limit={limit}>; rel=\"next\"",
+                "<{path}?order={order}&after={}&limit={limit}>; rel=\"next\"",
                 last.id
             );
             HeaderValue::from_str(&link).ok()
@@ -162,18 +185,38 @@ async fn list_tasks(
 
 async fn get_task(
     State(state): State<AppState>,
+    Reader(reader): Reader,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    Ok(with_etag(StatusCode::OK, state.store.get(id).await?))
+    let task = state.store.get(id).await?;
+    authorize(
+        &state.store,
+        task.board_id,
+        reader.as_ref(),
+        false,
+        Need::Read,
+    )
+    .await?;
+    Ok(with_etag(StatusCode::OK, task))
 }
 
-/// Checks that an assignee names an account. Only signed-in writers may
-/// name one: the answer tells whether an account exists, which a teammate
-/// assigning work needs to hear ("no user named ...", not a silent
-/// nobody), but an anonymous writer (`--open-writes`) has no business
-/// asking. Clearing the assignee needs no account.
+/// Checks that `actor` may change tasks on `board`.
+async fn may_write(state: &AppState, board: i64, actor: Option<&AuthUser>) -> Result<(), ApiError> {
+    let open = state.auth.open_writes;
+    authorize(&state.store, board, actor, open, Need::Write).await?;
+    Ok(())
+}
+
+/// Checks that an assignee names an account that may work on `board`:
+/// any account on the shared board, a member or the owner on the others
+/// (a viewer cannot do the work). Only signed-in writers may name one: the
+/// answer tells whether an account exists, which a teammate assigning
+/// work needs to hear ("no user named ...", not a silent nobody), but an
+/// anonymous writer (`--open-writes`) has no business asking. Clearing the
+/// assignee needs no account.
 async fn checked_assignee(
     state: &AppState,
+    board: i64,
     actor: Option<&AuthUser>,
     name: Option<String>,
 ) -> Result<Option<String>, ApiError> {
@@ -188,34 +231,59 @@ async fn checked_assignee(
             "assignee: no user named {name:?}"
         )));
     }
+    if board != DEFAULT_BOARD {
+        let role = match state.store.boards().access(board, Some(&name)).await? {
+            Some((_, role)) => role,
+            None => return Err(ApiError::BoardNotFound(board)),
+        };
+        if !role.is_some_and(|r| r.writes()) {
+            return Err(ApiError::Validation(format!(
+                "assignee: {name:?} is not a member of this board who can work on tasks"
+            )));
+        }
+    }
     Ok(Some(name))
 }
 
+/// `POST /tasks`: a task on the shared board (see [`create_on`]).
 async fn create_task(
     State(state): State<AppState>,
     Writer(actor): Writer,
     PeerAddr(addr): PeerAddr,
     Json(body): Json<NewTask>,
 ) -> Result<Response, ApiError> {
+    create_on(&state, DEFAULT_BOARD, actor, addr, body).await
+}
+
+/// Creates a task on `board`, checking the caller's role there first.
+pub(crate) async fn create_on(
+    state: &AppState,
+    board: i64,
+    actor: Option<AuthUser>,
+    addr: Option<std::net::IpAddr>,
+    body: NewTask,
+) -> Result<Response, ApiError> {
     state.rt.ensure_up()?;
     state.rt.publishing(actor.as_ref(), addr)?;
+    may_write(state, board, actor.as_ref()).await?;
     let title = validate_title(&body.title).map_err(validation)?;
     let description = body.description.unwrap_or_default();
     validate_description(&description).map_err(validation)?;
-    let assignee = checked_assignee(&state, actor.as_ref(), body.assignee).await?;
+    let assignee = checked_assignee(state, board, actor.as_ref(), body.assignee).await?;
     let draft = Draft {
         title,
         description,
         status: body.status.unwrap_or(TaskStatus::Todo),
         created_by: actor.as_ref().map(|u| u.username.clone()),
         assignee,
+        board_id: board,
     };
     let task = state.store.create(draft).await?;
     tracing::debug!(task = task.id, "task created");
     let _order = state.task_order.lock(task.id).await;
     state.rt.task_created(&task).await;
-    let task = settle_assignee(&state, task).await?;
-    notify_assignees(&state, actor.as_ref(), None, Some(&task)).await;
+    let task = settle_assignee(state, task).await?;
+    notify_assignees(state, actor.as_ref(), None, Some(&task)).await;
     let location =
         HeaderValue::from_str(&format!("/tasks/{}", task.id)).map_err(ApiError::internal)?;
     let mut resp = with_etag(StatusCode::CREATED, task);
@@ -233,6 +301,8 @@ async fn update_task(
 ) -> Result<Response, ApiError> {
     state.rt.ensure_up()?;
     state.rt.publishing(actor.as_ref(), addr)?;
+    let board = state.store.get(id).await?.board_id;
+    may_write(&state, board, actor.as_ref()).await?;
     let expected = expected_version(&headers)?;
     let title = patch
         .title
@@ -244,7 +314,7 @@ async fn update_task(
         validate_description(d).map_err(validation)?;
     }
     let assignee = match patch.assignee {
-        Some(name) => Some(checked_assignee(&state, actor.as_ref(), name).await?),
+        Some(name) => Some(checked_assignee(&state, board, actor.as_ref(), name).await?),
         None => None,
     };
     // One write to this task at a time on this instance, from reading
@@ -279,6 +349,8 @@ async fn delete_task(
 ) -> Result<StatusCode, ApiError> {
     state.rt.ensure_up()?;
     state.rt.publishing(actor.as_ref(), addr)?;
+    let board = state.store.get(id).await?.board_id;
+    may_write(&state, board, actor.as_ref()).await?;
     let expected = expected_version(&headers)?;
     let _order = state.task_order.lock(id).await;
     let task = state
@@ -429,6 +501,7 @@ mod tests {
             version: 1,
             created_by: None,
             assignee: assignee.map(Into::into),
+            board_id: DEFAULT_BOARD,
         }
     }
 

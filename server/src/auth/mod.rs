@@ -330,6 +330,23 @@ impl FromRequestParts<AppState> for Writer {
     }
 }
 
+/// Extractor for reads: the caller if a bearer token came, `None` if none
+/// did. A token that is sent must be valid: a bad one is a 401, never a
+/// silent downgrade to anonymous (which would hide a private board behind
+/// a misleading "sign in").
+pub struct Reader(pub Option<AuthUser>);
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match bearer_header(&parts.headers).map_err(|e| rejected(state, e))? {
+            Some(token) => Ok(Reader(Some(checked(state, token).await?))),
+            None => Ok(Reader(None)),
+        }
+    }
+}
+
 /// Extractor for WebSocket upgrades: the caller if a token came with the
 /// request (header, subprotocol or query), `None` if none did. A token that
 /// does not check out is refused with 401 before the upgrade, rather than

@@ -329,7 +329,7 @@ async fn delete_me(
 ) -> Result<StatusCode, ApiError> {
     state.rt.ensure_up()?;
     reauthenticate(&state, addr, &user, &body.password).await?;
-    let unassigned = state
+    let deleted = state
         .store
         .users()
         .delete(user.id, &user.username)
@@ -352,8 +352,14 @@ async fn delete_me(
     {
         tracing::error!(error = %e, "dropping a deleted account's notification history failed");
     }
-    for task in &unassigned {
+    for task in &deleted.unassigned {
         state.rt.task_updated(task).await;
+    }
+    for &id in &deleted.boards.boards {
+        state
+            .rt
+            .board_event(id, app::protocol::Payload::BoardDeleted { id })
+            .await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

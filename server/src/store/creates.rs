@@ -92,22 +92,24 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Pending>) {
 async fn insert(pool: &AnyPool, drafts: &[(&Draft, &str)]) -> Result<Vec<Task>, StoreError> {
     let rows: Vec<String> = (0..drafts.len())
         .map(|i| {
-            let p = i * 6;
+            let p = i * 7;
             format!(
-                "(${}, ${}, ${}, ${}, ${}, 1, ${}, ${})",
+                "(${}, ${}, ${}, ${}, ${}, 1, ${}, ${}, ${})",
                 p + 1,
                 p + 2,
                 p + 3,
                 p + 4,
                 p + 4,
                 p + 5,
-                p + 6
+                p + 6,
+                p + 7
             )
         })
         .collect();
     let sql = format!(
         "INSERT INTO tasks \
-         (title, description, status, created_at, updated_at, version, created_by, assignee) \
+         (title, description, status, created_at, updated_at, version, created_by, assignee, \
+          board_id) \
          VALUES {} RETURNING {COLUMNS}",
         rows.join(", ")
     );
@@ -119,7 +121,8 @@ async fn insert(pool: &AnyPool, drafts: &[(&Draft, &str)]) -> Result<Vec<Task>, 
             .bind(draft.status.as_str())
             .bind(now.to_string())
             .bind(draft.created_by.clone())
-            .bind(draft.assignee.clone());
+            .bind(draft.assignee.clone())
+            .bind(draft.board_id);
     }
     let rows = query.fetch_all(pool).await?;
     let mut tasks = rows
@@ -158,6 +161,7 @@ mod tests {
                 status: statuses[i % 3],
                 created_by: (i % 2 == 0).then(|| format!("c{i}")),
                 assignee: (i % 3 == 0).then(|| format!("a{i}")),
+                board_id: 1 + (i % 2) as i64,
             })
             .collect();
         let now = now_text();

@@ -18,13 +18,15 @@ use sqlx::{AnyPool, Row};
 
 use app::protocol::{Task, TaskStatus};
 
+mod boards;
 mod creates;
 mod history;
 mod sessions;
 mod users;
+pub use boards::{BoardStore, Owned};
 pub use history::HistoryStore;
 pub use sessions::SessionStore;
-pub use users::{User, UserStore};
+pub use users::{Deleted, User, UserStore};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,9 @@ pub enum StoreError {
     UsernameTaken,
     #[error("no such user")]
     UserNotFound,
+    /// A bound on how many of something one account or board may have.
+    #[error("{0}")]
+    Limit(String),
     /// The expected version is stale; carries the task as it is now.
     #[error("version conflict")]
     Conflict(Box<Task>),
@@ -94,6 +99,7 @@ pub struct Draft {
     pub status: TaskStatus,
     pub created_by: Option<String>,
     pub assignee: Option<String>,
+    pub board_id: i64,
 }
 
 /// A partial change; `None` leaves a field as it is.
@@ -121,8 +127,8 @@ pub struct TaskStore {
     backend: Backend,
 }
 
-const COLUMNS: &str =
-    "id, title, description, status, created_at, updated_at, version, created_by, assignee";
+const COLUMNS: &str = "id, title, description, status, created_at, updated_at, version, \
+     created_by, assignee, board_id";
 
 fn now_text() -> String {
     format_ts(Utc::now())
@@ -151,6 +157,7 @@ fn task_from_row(row: &AnyRow) -> Result<Task, StoreError> {
         version: row.try_get("version")?,
         created_by: row.try_get("created_by")?,
         assignee: row.try_get("assignee")?,
+        board_id: row.try_get("board_id")?,
     })
 }
 
@@ -226,12 +233,13 @@ impl TaskStore {
         rows.iter().map(task_from_row).collect()
     }
 
-    /// One page of tasks in id order (`newest_first`: descending),
-    /// strictly past `after` in that order, at most `limit`; and whether
-    /// more follow. Keyset pagination: each page is one index range scan,
-    /// however deep into the table it is.
+    /// One page of a board's tasks in id order (`newest_first`:
+    /// descending), strictly past `after` in that order, at most `limit`;
+    /// and whether more follow. Keyset pagination: each page is one range
+    /// scan of the `(board_id, id)` index, however deep into the board.
     pub async fn page(
         &self,
+        board: i64,
         newest_first: bool,
         after: Option<i64>,
         limit: usize,
@@ -242,8 +250,10 @@ impl TaskStore {
             (">", "ASC", 0)
         };
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tasks WHERE id {cmp} $1 ORDER BY id {order} LIMIT $2"
+            "SELECT {COLUMNS} FROM tasks WHERE board_id = $1 AND id {cmp} $2 \
+             ORDER BY id {order} LIMIT $3"
         ))
+        .bind(board)
         .bind(after.unwrap_or(start))
         .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
@@ -378,6 +388,11 @@ impl TaskStore {
         SessionStore::new(self.pool.clone())
     }
 
+    /// Boards and their members, on the same pool.
+    pub fn boards(&self) -> BoardStore {
+        BoardStore::new(self.pool.clone())
+    }
+
     /// Topic streams saved by a graceful shutdown.
     pub fn history(&self) -> HistoryStore {
         HistoryStore::new(self.pool.clone())
@@ -439,6 +454,7 @@ pub(crate) mod testing {
             status: TaskStatus::Todo,
             created_by: Some("ann".into()),
             assignee: None,
+            board_id: app::protocol::DEFAULT_BOARD,
         }
     }
 
@@ -722,7 +738,11 @@ mod tests {
             users.create("bob", "$argon2id$y").await,
             Err(StoreError::UsernameTaken)
         ));
-        let cleared = users.delete(bob.id, &bob.username).await.unwrap();
+        let cleared = users
+            .delete(bob.id, &bob.username)
+            .await
+            .unwrap()
+            .unassigned;
         assert_eq!(cleared.len(), 1);
         assert_eq!(cleared[0].assignee, None);
         assert_eq!(s.list().await.unwrap().len(), 1);

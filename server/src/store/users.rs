@@ -12,6 +12,15 @@ use app::protocol::{Task, UserInfo};
 
 use super::{now_text, parse_ts, task_from_row, StoreError, COLUMNS};
 
+/// What deleting an account changed besides the account.
+#[derive(Debug)]
+pub struct Deleted {
+    /// Tasks it was the assignee of, now unassigned.
+    pub unassigned: Vec<Task>,
+    /// Boards it owned, now deleted.
+    pub boards: super::Owned,
+}
+
 /// A stored account. `Debug` leaves the hash out, so a stray `{:?}` cannot
 /// put it in a log.
 #[derive(Clone)]
@@ -120,10 +129,11 @@ impl UserStore {
         Ok(())
     }
 
-    /// Deletes an account and its sessions and clears it as assignee, in one transaction.
-    /// Returns the tasks that lost their assignee, so their change can be
-    /// published like any other.
-    pub async fn delete(&self, id: i64, username: &str) -> Result<Vec<Task>, StoreError> {
+    /// Deletes an account with its sessions, its memberships and the
+    /// boards it owns, and clears it as assignee, in one transaction.
+    /// Returns the tasks that lost their assignee and the boards that
+    /// went, so those changes can be published like any other.
+    pub async fn delete(&self, id: i64, username: &str) -> Result<Deleted, StoreError> {
         let mut tx = self.pool.begin().await?;
         let gone = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
@@ -144,8 +154,12 @@ impl UserStore {
         .bind(username)
         .fetch_all(&mut *tx)
         .await?;
+        let owned = super::boards::delete_owner(&mut tx, username).await?;
         tx.commit().await?;
-        rows.iter().map(task_from_row).collect()
+        Ok(Deleted {
+            unassigned: rows.iter().map(task_from_row).collect::<Result<_, _>>()?,
+            boards: owned,
+        })
     }
 }
 
@@ -179,9 +193,14 @@ mod tests {
             status: TaskStatus::Todo,
             created_by: Some("ann".into()),
             assignee: Some("ann".into()),
+            board_id: app::protocol::DEFAULT_BOARD,
         };
         let task = store.create(draft).await.unwrap();
-        let cleared = users.delete(ann.id, &ann.username).await.unwrap();
+        let cleared = users
+            .delete(ann.id, &ann.username)
+            .await
+            .unwrap()
+            .unassigned;
         assert_eq!(cleared.len(), 1);
         assert_eq!(
             (cleared[0].id, cleared[0].assignee.as_deref()),

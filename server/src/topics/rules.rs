@@ -7,6 +7,7 @@
 //! | `tasks`, `chat` | anyone | the server only |
 //! | `user:<name>` | only `<name>` | the server only |
 //! | `secure:<x>` | any signed-in user | any signed-in user |
+//! | `board:<id>` | the board's readers ([`crate::boards::may_subscribe`]) | the server only |
 //! | anything else | anyone | any signed-in user |
 //!
 //! Names themselves are checked by [`app::protocol::validate_topic`], the
@@ -56,7 +57,10 @@ pub fn may_publish(
     let Some(user) = user else {
         return Err((ErrorCode::Unauthorized, "publishing needs a token"));
     };
-    if RESERVED_TOPICS.contains(&topic) || topic.starts_with(USER_PREFIX) {
+    if RESERVED_TOPICS.contains(&topic)
+        || topic.starts_with(USER_PREFIX)
+        || topic.starts_with(app::protocol::BOARD_TOPIC_PREFIX)
+    {
         return Err((
             ErrorCode::PublishForbidden,
             "this topic is written by the server only",
@@ -72,12 +76,14 @@ pub fn may_publish(
         ));
     }
     match payload {
-        Payload::TaskCreated { .. } | Payload::TaskUpdated { .. } | Payload::TaskDeleted { .. } => {
-            Err((
-                ErrorCode::PublishForbidden,
-                "task events come from the task API, not from clients",
-            ))
-        }
+        Payload::TaskCreated { .. }
+        | Payload::TaskUpdated { .. }
+        | Payload::TaskDeleted { .. }
+        | Payload::BoardUpdated { .. }
+        | Payload::BoardDeleted { .. } => Err((
+            ErrorCode::PublishForbidden,
+            "task and board events come from the API, not from clients",
+        )),
         Payload::Chat { text, .. } => Ok(Payload::Chat {
             from: user.username.clone(),
             text,
@@ -152,7 +158,7 @@ mod tests {
             "the sender is the connection's user, not what the client claims"
         );
         assert!(may_publish("secure:ops", chat(), Some(&ann)).is_ok());
-        for topic in ["tasks", "chat", "user:ann", "user:bob"] {
+        for topic in ["tasks", "chat", "user:ann", "user:bob", "board:2"] {
             assert_eq!(
                 may_publish(topic, chat(), Some(&ann)).unwrap_err().0,
                 ErrorCode::PublishForbidden,

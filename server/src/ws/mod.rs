@@ -537,5 +537,14 @@ pub async fn notifications_handler(
         let why = "personal and secure topics need a token: use /ws/v1 or /ws/secure/{topic}";
         return ApiError::Forbidden(why.into()).into_response();
     }
+    // A board's topic is readable here only when the board is public.
+    if let Err((code, why)) = crate::boards::may_subscribe(&state.store, &topic, None).await {
+        let error = match code {
+            app::protocol::ErrorCode::Unavailable => ApiError::Unavailable(why.into()),
+            app::protocol::ErrorCode::InvalidTopic => ApiError::BadPath(why.into()),
+            _ => ApiError::Forbidden(why.into()),
+        };
+        return error.into_response();
+    }
     spawn_session(&state, upgrade, notify::Notifications { topic })
 }

@@ -25,6 +25,8 @@ pub fn render_text(payload: &Payload) -> Option<String> {
         Payload::Chat { from, text } => Some(format!("{from}: {text}")),
         Payload::Presence { .. } => None,
         Payload::Message { text } => Some(text.clone()),
+        Payload::BoardUpdated { board } => Some(format!("Board updated: {}", board.name)),
+        Payload::BoardDeleted { id } => Some(format!("Board deleted: #{id}")),
     }
 }
 

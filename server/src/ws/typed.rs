@@ -43,6 +43,7 @@ pub struct Typed {
     pub gate: Arc<super::ConnectionGate>,
 }
 
+use crate::boards::may_subscribe;
 use crate::topics::{may_publish, may_read, Refusal};
 
 fn reply(ctx: &mut Ctx, msg: &ServerMessage) {
@@ -198,6 +199,11 @@ impl Handler for Typed {
                     return Flow::Continue;
                 }
                 if let Err(refusal) = may_read(&topic, self.user.as_ref()) {
+                    refuse(ctx, id, refusal);
+                    return Flow::Continue;
+                }
+                let user = self.user.as_ref();
+                if let Err(refusal) = may_subscribe(&self.store, &topic, user).await {
                     refuse(ctx, id, refusal);
                     return Flow::Continue;
                 }
