@@ -182,6 +182,9 @@ impl Board {
             Payload::BoardDeleted { .. } => {
                 Some(self.toast(Level::Warning, "This board was deleted".into()))
             }
+            Payload::MemberRemoved { username, .. } => {
+                Some(self.toast(Level::Info, format!("{username} left the board")))
+            }
         }
     }
 

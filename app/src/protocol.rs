@@ -408,6 +408,13 @@ pub enum Payload {
     BoardDeleted {
         id: i64,
     },
+    /// A member was removed or left. With a private board that ends their
+    /// subscription to its topic: this is the last event they get on it.
+    MemberRemoved {
+        username: String,
+        /// The board's visibility: a public board they still read.
+        visibility: Visibility,
+    },
 }
 
 /// A position in a topic's stream. Offsets grow by one per event; the epoch
@@ -655,6 +662,10 @@ mod tests {
                 },
             },
             Payload::BoardDeleted { id: 2 },
+            Payload::MemberRemoved {
+                username: "bob".into(),
+                visibility: Visibility::Private,
+            },
         ];
         for (i, payload) in payloads.into_iter().enumerate() {
             round_trip_server(ServerMessage::Event(Event {

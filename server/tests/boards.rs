@@ -812,3 +812,128 @@ async fn boards_per_owner_are_bounded_and_go_with_the_account() {
         "the account's boards went with it"
     );
 }
+
+/// A subscription outlives the check made when it began, so losing access
+/// ends it: a removed member gets the removal and nothing after; a
+/// non-member reading a public board loses it when it goes private (on
+/// `/ws/v1` and on the seed's endpoint) while members keep reading; and
+/// subscribing again is checked afresh.
+#[tokio::test]
+async fn losing_access_ends_live_subscriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let b = board(&server, "r", "public").await;
+    let topic = format!("board:{}", b.id);
+    let mut as_member = typed_as(&server.ws_url(""), b.tokens[3].as_deref().unwrap()).await;
+    let mut as_outsider = typed_as(&server.ws_url(""), b.tokens[1].as_deref().unwrap()).await;
+    let mut as_viewer = typed_as(&server.ws_url(""), b.tokens[2].as_deref().unwrap()).await;
+    for socket in [&mut as_member, &mut as_outsider, &mut as_viewer] {
+        subscribe(socket, 1, &topic, None).await;
+        subscribe(socket, 2, "tasks", None).await;
+    }
+    let (mut seed, _) =
+        tokio_tungstenite::connect_async(server.ws_url(&format!("/ws/notifications/{topic}")))
+            .await
+            .unwrap();
+
+    let owner = &b.callers[4];
+    let board_url = server.url(&format!("/boards/{}", b.id));
+    let (status, _) = call(
+        owner,
+        Method::PATCH,
+        &board_url,
+        Some(json!({"visibility": "private"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for socket in [&mut as_member, &mut as_outsider, &mut as_viewer] {
+        let ev = recv(socket).await;
+        assert_eq!(
+            ev["payload"]["kind"], "board_updated",
+            "everyone hears why: {ev}"
+        );
+    }
+    assert_eq!(ws::recv_text(&mut seed).await, "Board updated: r board");
+    let (status, _) = call(
+        owner,
+        Method::DELETE,
+        &server.url(&format!("/boards/{}/members/rviewer", b.id)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let ev = recv(&mut as_viewer).await;
+    assert_eq!(
+        ev["payload"],
+        json!({"kind": "member_removed", "username": "rviewer", "visibility": "private"})
+    );
+    assert_eq!(
+        recv(&mut as_member).await["payload"]["kind"],
+        "member_removed"
+    );
+
+    // Now a task on the board, then one on the shared board: the member
+    // gets both; the outsider, the removed viewer and the seed's client
+    // only the shared one (which proves nothing of the board's came first).
+    let secret = task_on(&server, &b, "members only").await;
+    let shared = common::create_task(owner, &server, "for everyone").await;
+    let ev = recv(&mut as_member).await;
+    assert_eq!(ev["payload"]["task"]["id"], secret);
+    assert_eq!(
+        recv(&mut as_member).await["payload"]["task"]["id"],
+        shared["id"]
+    );
+    for socket in [&mut as_outsider, &mut as_viewer] {
+        let ev = recv(socket).await;
+        assert_eq!(
+            (ev["topic"].as_str(), &ev["payload"]["task"]["id"]),
+            (Some("tasks"), &shared["id"]),
+            "nothing of the board after losing it: {ev}"
+        );
+    }
+    let mut seed_shared =
+        tokio_tungstenite::connect_async(server.ws_url("/ws/notifications/tasks"))
+            .await
+            .unwrap()
+            .0;
+    let third = common::create_task(owner, &server, "marker").await;
+    assert_eq!(
+        ws::recv_text(&mut seed_shared).await,
+        "New task created: marker"
+    );
+    let _ = third;
+    task_on(&server, &b, "after the marker").await;
+    let nothing = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        ws::recv_text(&mut seed),
+    )
+    .await;
+    assert!(
+        nothing.is_err(),
+        "the seed's client of a board gone private hears nothing more"
+    );
+
+    // Subscribing again is checked afresh: refused now.
+    ws::send(
+        &mut as_viewer,
+        json!({"type": "unsubscribe", "id": 3, "topic": topic}),
+    )
+    .await;
+    let reply = loop {
+        let msg = recv(&mut as_viewer).await;
+        if msg["type"] != "event" {
+            break msg;
+        }
+        assert_eq!(
+            msg["topic"], "tasks",
+            "only the shared board's events: {msg}"
+        );
+    };
+    assert_eq!(reply["type"], "unsubscribed");
+    ws::send(
+        &mut as_viewer,
+        json!({"type": "subscribe", "id": 4, "topic": topic}),
+    )
+    .await;
+    assert_eq!(recv(&mut as_viewer).await["code"], "forbidden");
+}

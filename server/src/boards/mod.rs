@@ -113,16 +113,17 @@ pub async fn authorize(
 }
 
 /// Whether `user` may subscribe to `topic`, for the topics of boards
-/// (`board:<id>`); every other topic passes here and is judged by
-/// [`crate::topics::may_read`]. A board that does not exist is refused
-/// as one the caller may not read, so topic names reveal nothing.
+/// (`board:<id>`): `Some(as_member)` if so, `None` for every other topic,
+/// which passes here and is judged by [`crate::topics::may_read`]. A board
+/// that does not exist is refused as one the caller may not read, so
+/// topic names reveal nothing.
 pub async fn may_subscribe(
     store: &TaskStore,
     topic: &str,
     user: Option<&AuthUser>,
-) -> Result<(), Refusal> {
+) -> Result<Option<bool>, Refusal> {
     let Some(id) = topic_board(topic) else {
-        return Ok(());
+        return Ok(None);
     };
     let Ok(id) = id else {
         return Err((
@@ -141,9 +142,12 @@ pub async fn may_subscribe(
             ));
         }
     };
-    let role = found.and_then(|(board, m)| acting_role(&board, m, user.is_some(), false));
+    let (role, as_member) = match found {
+        Some((board, m)) => (acting_role(&board, m, user.is_some(), false), m.is_some()),
+        None => (None, false),
+    };
     match (role, user) {
-        (Some(_), _) => Ok(()),
+        (Some(_), _) => Ok(Some(as_member)),
         (None, None) => Err((
             ErrorCode::Unauthorized,
             "this board is private: sign in as one of its members",

@@ -283,6 +283,19 @@ async fn remove_member(
         return Err(ApiError::MemberNotFound(username));
     }
     tracing::info!(board = id, leaving, "member removed");
+    // On the board's topic: their subscriptions to it end with this event
+    // when the board is private (see `ws::board_access`).
+    let visibility = allowed.board.visibility;
+    state
+        .rt
+        .board_event(
+            id,
+            Payload::MemberRemoved {
+                username,
+                visibility,
+            },
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -324,6 +324,41 @@ mod tests {
     on_both_backends!(owners_members_and_limits);
     on_both_backends!(deleting_a_board_takes_its_tasks);
     on_both_backends!(deleting_an_account_takes_its_boards);
+    on_both_backends!(members_per_board_are_bounded);
+
+    async fn members_per_board_are_bounded(store: TaskStore) {
+        let users = store.users();
+        users.create("ann", "$argon2id$x").await.unwrap();
+        let boards = store.boards();
+        let b = boards
+            .create("ann", "Crowded", Visibility::Private)
+            .await
+            .unwrap();
+        // The owner is the first of the MEMBERS_PER_BOARD_MAX.
+        for i in 1..MEMBERS_PER_BOARD_MAX {
+            let name = format!("u{i}");
+            users.create(&name, "$argon2id$x").await.unwrap();
+            boards.set_member(b.id, &name, Role::Viewer).await.unwrap();
+        }
+        users.create("late", "$argon2id$x").await.unwrap();
+        assert!(matches!(
+            boards.set_member(b.id, "late", Role::Viewer).await,
+            Err(StoreError::Limit(_))
+        ));
+        let (_, again) = boards
+            .set_member(b.id, "u1", Role::Member)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !again,
+            "changing a role is not a new member, even when full"
+        );
+        assert_eq!(
+            boards.members(b.id).await.unwrap().len(),
+            MEMBERS_PER_BOARD_MAX
+        );
+    }
 
     async fn owners_members_and_limits(store: TaskStore) {
         let users = store.users();

@@ -80,7 +80,8 @@ pub fn may_publish(
         | Payload::TaskUpdated { .. }
         | Payload::TaskDeleted { .. }
         | Payload::BoardUpdated { .. }
-        | Payload::BoardDeleted { .. } => Err((
+        | Payload::BoardDeleted { .. }
+        | Payload::MemberRemoved { .. } => Err((
             ErrorCode::PublishForbidden,
             "task and board events come from the API, not from clients",
         )),

@@ -5,6 +5,7 @@
 //! limits itself, closing with 1009 when a peer exceeds them.
 
 pub mod autobahn;
+pub mod board_access;
 pub mod channel;
 pub mod chat;
 pub mod deflate;
@@ -434,6 +435,7 @@ pub async fn typed_handler(
         auth: state.auth.clone(),
         store: state.store.clone(),
         gate: state.gate.clone(),
+        boards: Default::default(),
     };
     spawn_session(&state, upgrade, handler)
 }
@@ -546,5 +548,5 @@ pub async fn notifications_handler(
         };
         return error.into_response();
     }
-    spawn_session(&state, upgrade, notify::Notifications { topic })
+    spawn_session(&state, upgrade, notify::Notifications::new(topic))
 }

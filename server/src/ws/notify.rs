@@ -12,7 +12,20 @@ use super::session::{Ctx, Flow, Handler};
 use crate::hub::{Delivery, Wire};
 
 pub struct Notifications {
-    pub topic: String,
+    topic: String,
+    /// A public board's topic stops when the board goes private.
+    boards: super::board_access::BoardAccess,
+}
+
+impl Notifications {
+    /// A subscriber of `topic`, which the caller has checked it may read.
+    pub fn new(topic: String) -> Self {
+        let boards = super::board_access::BoardAccess::default();
+        if app::protocol::topic_board(&topic).is_some() {
+            boards.subscribed(&topic, false);
+        }
+        Notifications { topic, boards }
+    }
 }
 
 /// The seed's text for each kind of event.
@@ -27,6 +40,7 @@ pub fn render_text(payload: &Payload) -> Option<String> {
         Payload::Message { text } => Some(text.clone()),
         Payload::BoardUpdated { board } => Some(format!("Board updated: {}", board.name)),
         Payload::BoardDeleted { id } => Some(format!("Board deleted: #{id}")),
+        Payload::MemberRemoved { username, .. } => Some(format!("Member removed: {username}")),
     }
 }
 
@@ -49,6 +63,9 @@ impl Handler for Notifications {
     const WIRE: Wire = Wire::Notification;
 
     fn render(&self, delivery: &Delivery) -> Option<Bytes> {
+        if !self.boards.admit(None, &delivery.event) {
+            return None;
+        }
         delivery.rendered(Self::WIRE, |e| render_text(&e.payload))
     }
 

@@ -41,6 +41,8 @@ pub struct Typed {
     pub auth: Arc<Auth>,
     pub store: TaskStore,
     pub gate: Arc<super::ConnectionGate>,
+    /// Ends the reading of a board whose access ends mid-subscription.
+    pub boards: super::board_access::BoardAccess,
 }
 
 use crate::boards::may_subscribe;
@@ -203,12 +205,18 @@ impl Handler for Typed {
                     return Flow::Continue;
                 }
                 let user = self.user.as_ref();
-                if let Err(refusal) = may_subscribe(&self.store, &topic, user).await {
-                    refuse(ctx, id, refusal);
-                    return Flow::Continue;
-                }
+                let board = match may_subscribe(&self.store, &topic, user).await {
+                    Ok(board) => board,
+                    Err(refusal) => {
+                        refuse(ctx, id, refusal);
+                        return Flow::Continue;
+                    }
+                };
                 match ctx.subscribe(&topic, since.as_ref()).await {
                     Ok(sub) => {
+                        if let Some(as_member) = board {
+                            self.boards.subscribed(&topic, as_member);
+                        }
                         reply(
                             ctx,
                             &ServerMessage::Subscribed {
@@ -248,6 +256,7 @@ impl Handler for Typed {
             }
             ClientMessage::Unsubscribe { id, topic } => {
                 if ctx.unsubscribe(&topic).await {
+                    self.boards.unsubscribed(&topic);
                     reply(ctx, &ServerMessage::Unsubscribed { id, topic });
                 } else {
                     error(
@@ -301,6 +310,10 @@ impl Handler for Typed {
     const WIRE: Wire = Wire::Typed;
 
     fn render(&self, delivery: &Delivery) -> Option<bytes::Bytes> {
+        let user = self.user.as_ref().map(|u| u.username.as_str());
+        if !self.boards.admit(user, &delivery.event) {
+            return None;
+        }
         Some(delivery.typed())
     }
 
