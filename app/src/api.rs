@@ -2,30 +2,33 @@
 //!
 //! During server rendering the server hands the page a [`TaskSource`] through
 //! Leptos context, so `app` never depends on the database crates. In the
-//! browser the same operations go over the REST API; writes carry the
-//! signed-in user's bearer token, and a refusal keeps its status so the
-//! caller can tell an expired session (401) from any other error.
+//! browser the same operations go over the REST API; requests carry the
+//! signed-in user's bearer token (reads too: a private board is readable
+//! by its members only), and a refusal keeps its status so the caller can
+//! tell an expired session (401) from any other error.
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{StreamPosition, Task};
+pub use crate::auth::Failure;
+use crate::protocol::{BoardView, StreamPosition, Task, DEFAULT_BOARD};
 #[cfg(feature = "hydrate")]
 use crate::{
-    auth::{bearer, read_json, send, Failure},
-    protocol::{NewTask, TaskPatch},
+    auth::{bearer, read_json, send},
+    protocol::{Board, BoardPatch, Member, MemberRole, NewBoard, NewTask, Role, TaskPatch},
 };
 #[cfg(feature = "hydrate")]
-use gloo_net::http::Request;
+use gloo_net::http::{Request, RequestBuilder};
 
-/// A failure the UI can show as is.
-pub type UiError = String;
-
-/// What the page starts from: the task list and the position of the
-/// `tasks` topic read just before it. The live connection resumes from that
-/// position, so a change made between rendering and connecting is not lost
-/// (one already in the list is recognised by its version).
+/// What a board page starts from: the board, its newest tasks and the
+/// position of its topic read just before them. The live connection
+/// resumes from that position, so a change made between rendering and
+/// connecting is not lost (one already in the list is recognised by its
+/// version).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The board with the reader's role and its members.
+    #[serde(default)]
+    pub board: Option<BoardView>,
     /// The newest tasks, at most [`BOARD_PAGE`](crate::protocol::BOARD_PAGE).
     pub tasks: Vec<Task>,
     pub position: Option<StreamPosition>,
@@ -34,35 +37,66 @@ pub struct Snapshot {
     pub more: bool,
 }
 
-/// The server's way of listing tasks while rendering, provided as context.
+/// The server's way of loading a board while rendering (as an anonymous
+/// reader: the token lives in the browser), provided as context.
 #[cfg(feature = "ssr")]
 #[derive(Clone)]
 pub struct TaskSource(
     pub  std::sync::Arc<
-        dyn Fn() -> futures::future::BoxFuture<'static, Result<Snapshot, UiError>> + Send + Sync,
+        dyn Fn(i64) -> futures::future::BoxFuture<'static, Result<Snapshot, Failure>>
+            + Send
+            + Sync,
     >,
 );
 
-/// Loads the snapshot: from the store during SSR; over REST in the browser,
-/// where it is only needed to reload after the live connection reported a
-/// gap (the subscription's own position then covers what follows).
-pub fn load_tasks() -> impl std::future::Future<Output = Result<Snapshot, UiError>> + Send + 'static
-{
+/// Where a board's tasks are listed and created: `/tasks` for the shared
+/// board (as before boards), `/boards/{id}/tasks` for the others.
+pub fn tasks_path(board: i64) -> String {
+    if board == DEFAULT_BOARD {
+        "/tasks".to_owned()
+    } else {
+        format!("/boards/{board}/tasks")
+    }
+}
+
+/// The page address of a board.
+pub fn board_page(board: i64) -> String {
+    if board == DEFAULT_BOARD {
+        "/".to_owned()
+    } else {
+        format!("/b/{board}")
+    }
+}
+
+/// Loads the snapshot of `board`: from the store during SSR (as an
+/// anonymous reader); over REST in the browser with `token`, after signing
+/// in (a private board) and to reload after the live connection reported
+/// a gap (the subscription's own position then covers what follows).
+pub fn load_board(
+    board: i64,
+    token: Option<String>,
+) -> impl std::future::Future<Output = Result<Snapshot, Failure>> + Send + 'static {
     #[cfg(feature = "ssr")]
     {
+        let _ = token;
         let source = leptos::prelude::use_context::<TaskSource>();
         async move {
             match source {
-                Some(source) => (source.0)().await,
-                None => Err("the task store is not available".to_owned()),
+                Some(source) => (source.0)(board).await,
+                None => Err(Failure {
+                    status: None,
+                    message: "the task store is not available".to_owned(),
+                }),
             }
         }
     }
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
     {
         send_wrapper::SendWrapper::new(async move {
-            let (tasks, more) = older_tasks(None).await.map_err(|f| f.message)?;
+            let view = get_board(board, token.as_deref()).await?;
+            let (tasks, more) = older_tasks(board, token.as_deref(), None).await?;
             Ok(Snapshot {
+                board: Some(view),
                 tasks,
                 position: None,
                 more,
@@ -71,19 +105,116 @@ pub fn load_tasks() -> impl std::future::Future<Output = Result<Snapshot, UiErro
     }
     #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
     {
-        std::future::ready(Err("built without the ssr or hydrate feature".to_owned()))
+        let _ = (board, token);
+        std::future::ready(Err(Failure {
+            status: None,
+            message: "built without the ssr or hydrate feature".to_owned(),
+        }))
     }
 }
 
-/// One page of tasks older than `before` (the newest page without it),
-/// newest first, and whether more follow (the answer has a `next` link).
+/// Adds the bearer token when there is one.
 #[cfg(feature = "hydrate")]
-pub async fn older_tasks(before: Option<i64>) -> Result<(Vec<Task>, bool), Failure> {
-    let mut url = format!("/tasks?order=newest&limit={}", crate::protocol::BOARD_PAGE);
+fn maybe_bearer(req: RequestBuilder, token: Option<&str>) -> RequestBuilder {
+    match token {
+        Some(token) => bearer(req, token),
+        None => req,
+    }
+}
+
+/// `GET /boards/{id}`: the board, the caller's role and its members.
+#[cfg(feature = "hydrate")]
+pub async fn get_board(board: i64, token: Option<&str>) -> Result<BoardView, Failure> {
+    let req = maybe_bearer(Request::get(&format!("/boards/{board}")), token);
+    read_json(send(req.build().map_err(local)?).await?, 200).await
+}
+
+/// `GET /boards`: the shared board and the caller's boards.
+#[cfg(feature = "hydrate")]
+pub async fn list_boards(token: Option<&str>) -> Result<Vec<BoardView>, Failure> {
+    let req = maybe_bearer(Request::get("/boards"), token);
+    read_json(send(req.build().map_err(local)?).await?, 200).await
+}
+
+/// `POST /boards`.
+#[cfg(feature = "hydrate")]
+pub async fn create_board(token: &str, body: NewBoard) -> Result<BoardView, Failure> {
+    let req = bearer(Request::post("/boards"), token)
+        .json(&body)
+        .map_err(local)?;
+    read_json(send(req).await?, 201).await
+}
+
+/// `PATCH /boards/{id}`.
+#[cfg(feature = "hydrate")]
+pub async fn update_board(token: &str, board: i64, patch: BoardPatch) -> Result<Board, Failure> {
+    let req = bearer(Request::patch(&format!("/boards/{board}")), token)
+        .json(&patch)
+        .map_err(local)?;
+    let view: BoardView = read_json(send(req).await?, 200).await?;
+    Ok(view.board)
+}
+
+/// `DELETE /boards/{id}`.
+#[cfg(feature = "hydrate")]
+pub async fn delete_board(token: &str, board: i64) -> Result<(), Failure> {
+    let req = bearer(Request::delete(&format!("/boards/{board}")), token);
+    no_content(send(req.build().map_err(local)?).await?).await
+}
+
+/// `PUT /boards/{id}/members/{username}`: invite, or change a role.
+#[cfg(feature = "hydrate")]
+pub async fn set_member(
+    token: &str,
+    board: i64,
+    username: &str,
+    role: Role,
+) -> Result<Member, Failure> {
+    let url = format!("/boards/{board}/members/{username}");
+    let req = bearer(Request::put(&url), token)
+        .json(&MemberRole { role })
+        .map_err(local)?;
+    let resp = send(req).await?;
+    let expected = if resp.status() == 201 { 201 } else { 200 };
+    read_json(resp, expected).await
+}
+
+/// `DELETE /boards/{id}/members/{username}`: remove a member, or leave.
+#[cfg(feature = "hydrate")]
+pub async fn remove_member(token: &str, board: i64, username: &str) -> Result<(), Failure> {
+    let url = format!("/boards/{board}/members/{username}");
+    let req = bearer(Request::delete(&url), token);
+    no_content(send(req.build().map_err(local)?).await?).await
+}
+
+/// A 204, or the API's error.
+#[cfg(feature = "hydrate")]
+async fn no_content(resp: gloo_net::http::Response) -> Result<(), Failure> {
+    if resp.status() == 204 {
+        return Ok(());
+    }
+    read_json::<serde_json::Value>(resp, 204).await.map(|_| ())
+}
+
+/// One page of a board's tasks older than `before` (the newest page
+/// without it), newest first, and whether more follow (the answer has a
+/// `next` link).
+#[cfg(feature = "hydrate")]
+pub async fn older_tasks(
+    board: i64,
+    token: Option<&str>,
+    before: Option<i64>,
+) -> Result<(Vec<Task>, bool), Failure> {
+    let mut url = format!(
+        "{}?order=newest&limit={}",
+        tasks_path(board),
+        crate::protocol::BOARD_PAGE
+    );
     if let Some(id) = before {
         url.push_str(&format!("&after={id}"));
     }
-    let resp = send(Request::get(&url).build().map_err(local)?).await?;
+    let req = maybe_bearer(Request::get(&url), token);
+    let resp = send(req.build().map_err(local)?).await?;
     let more = resp
         .headers()
         .get("link")
@@ -92,10 +223,10 @@ pub async fn older_tasks(before: Option<i64>) -> Result<(Vec<Task>, bool), Failu
     Ok((tasks, more))
 }
 
-/// `POST /tasks`, as the signed-in user.
+/// `POST` a task to a board, as the signed-in user.
 #[cfg(feature = "hydrate")]
-pub async fn create_task(token: &str, body: NewTask) -> Result<Task, Failure> {
-    let req = bearer(Request::post("/tasks"), token)
+pub async fn create_task(token: &str, board: i64, body: NewTask) -> Result<Task, Failure> {
+    let req = bearer(Request::post(&tasks_path(board)), token)
         .json(&body)
         .map_err(local)?;
     read_json(send(req).await?, 201).await
@@ -124,11 +255,7 @@ pub async fn delete_task(token: &str, id: i64, version: i64) -> Result<(), Failu
         .header("If-Match", &format!("\"{version}\""))
         .build()
         .map_err(local)?;
-    let resp = send(req).await?;
-    if resp.status() == 204 {
-        return Ok(());
-    }
-    read_json::<serde_json::Value>(resp, 204).await.map(|_| ())
+    no_content(send(req).await?).await
 }
 
 /// A request that could not even be built.

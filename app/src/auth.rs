@@ -109,7 +109,7 @@ impl Auth {
 /// What a REST call that can fail for a reason the user should see
 /// answered: the HTTP status (none when the request never got an answer)
 /// and a sentence.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Failure {
     pub status: Option<u16>,
     pub message: String,

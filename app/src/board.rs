@@ -183,8 +183,12 @@ impl Board {
                 Some(self.toast(Level::Warning, "This board was deleted".into()))
             }
             Payload::MemberRemoved { username, .. } => {
-                Some(self.toast(Level::Info, format!("{username} left the board")))
+                Some(self.toast(Level::Info, format!("{username} is no longer a member")))
             }
+            Payload::MemberSet { member } => Some(self.toast(
+                Level::Info,
+                format!("{} is now a {}", member.username, member.role.as_str()),
+            )),
         }
     }
 

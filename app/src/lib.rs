@@ -16,10 +16,10 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    SsrMode, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
 };
 
-use components::BoardPage;
+use components::{BoardRoute, BoardsPage, SharedBoardPage};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -53,7 +53,13 @@ pub fn App() -> impl IntoView {
             <Routes fallback=|| view! { <components::NotFound/> }>
                 // Async: the server waits for the task list and sends the
                 // whole page, so it is complete without JavaScript.
-                <Route path=StaticSegment("") view=BoardPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("") view=SharedBoardPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("b") view=BoardsPage/>
+                <Route
+                    path=(StaticSegment("b"), ParamSegment("id"))
+                    view=BoardRoute
+                    ssr=SsrMode::Async
+                />
             </Routes>
         </Router>
     }

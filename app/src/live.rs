@@ -1,6 +1,7 @@
 //! The browser's live connection to `/ws/v1` (hydrate only).
 //!
-//! One socket per page. It subscribes to the `tasks` topic from the last
+//! One socket per page. It subscribes to the board's topic (`tasks` for
+//! the shared board, `board:<id>` for the others) from the last
 //! position the page knows (the server-rendered snapshot's at first, then
 //! the last event seen), so a reconnect replays exactly what was missed.
 //! Every message goes to the board's reducer; nothing else changes state.
@@ -33,11 +34,10 @@ use crate::auth::{Auth, Session};
 use crate::board::{Action, Board, Connection};
 use crate::components::Dispatch;
 use crate::protocol::{
-    user_topic, ClientMessage, ErrorCode, ServerMessage, StreamPosition, CLOSE_ACCOUNT_DELETED,
-    CLOSE_SESSION_ENDED, CLOSE_TOKEN_EXPIRED,
+    board_topic, user_topic, ClientMessage, ErrorCode, Payload, ServerMessage, StreamPosition,
+    CLOSE_ACCOUNT_DELETED, CLOSE_SESSION_ENDED, CLOSE_TOKEN_EXPIRED,
 };
 
-const TASKS: &str = "tasks";
 /// Silence allowed before the server's `hello` names its heartbeat.
 const DEFAULT_SILENCE_MS: u32 = 75_000;
 const MAX_BACKOFF_MS: u32 = 15_000;
@@ -84,6 +84,8 @@ fn backoff_ms(failures: u32) -> u32 {
 #[derive(Clone, Copy)]
 pub struct Page {
     pub board: RwSignal<Board>,
+    /// The board whose topic this page follows.
+    pub board_id: i64,
     pub dispatch: Dispatch,
     /// Reloads the task list after an unrecoverable gap.
     pub reload: Callback<()>,
@@ -104,29 +106,32 @@ enum End {
     SignedOut(&'static str),
     /// The page that owned the connection is gone: stop for good.
     PageGone,
+    /// The board's topic was refused (the reader may not read it, or no
+    /// longer): wait for the session to change before trying again.
+    Refused,
 }
 
 /// Starts the connection loop; it runs as long as the page.
 pub fn connect(page: Page, initial: Option<StreamPosition>, mut changes: Changes) {
     leptos::task::spawn_local(async move {
         let Some(url) = endpoint() else { return };
+        let topic = board_topic(page.board_id);
         let mut since = initial;
         let mut failures = 0u32;
         loop {
             page.dispatch
                 .run(Action::Connection(Connection::Connecting));
-            let end = session(&url, since.clone(), page, &mut changes).await;
+            let end = session(&url, &topic, since.clone(), page, &mut changes).await;
             page.dispatch.run(Action::Connection(Connection::Offline));
-            since = page.board.with_untracked(|b| {
-                b.positions
-                    .get(TASKS)
-                    .map(|(offset, epoch)| StreamPosition {
-                        offset: *offset,
-                        epoch: epoch.clone(),
-                    })
-            });
+            since = position_of(page.board, &topic);
             match end {
                 End::PageGone => return,
+                End::Refused => {
+                    if changes.next().await.is_none() {
+                        return;
+                    }
+                    failures = 0;
+                }
                 End::SessionChanged => failures = 0,
                 End::SignedOut(reason) => {
                     failures = 0;
@@ -178,6 +183,7 @@ fn position_of(board: RwSignal<Board>, topic: &str) -> Option<StreamPosition> {
 /// One connection, until it fails or the page's session changes.
 async fn session(
     url: &str,
+    topic: &str,
     since: Option<StreamPosition>,
     page: Page,
     changes: &mut Changes,
@@ -206,7 +212,7 @@ async fn session(
     ids.tasks = ids.next();
     out.push(ClientMessage::Subscribe {
         id: ids.tasks,
-        topic: TASKS.into(),
+        topic: topic.to_owned(),
         since,
     });
     for msg in out {
@@ -292,8 +298,26 @@ async fn session(
             }
             // Task events were lost for good (history no longer held
             // them): the list is reloaded, as for a failed resume.
-            ServerMessage::Resync { topic, .. } if topic == TASKS => {
+            ServerMessage::Resync { topic: t, .. } if t == topic => {
                 page.reload.run(());
+            }
+            // The board itself changed (renamed, shared, members, deleted):
+            // load it again, which also shows a reader who lost access why.
+            ServerMessage::Event(event)
+                if event.topic == topic
+                    && matches!(
+                        event.payload,
+                        Payload::BoardUpdated { .. }
+                            | Payload::BoardDeleted { .. }
+                            | Payload::MemberSet { .. }
+                            | Payload::MemberRemoved { .. }
+                    ) =>
+            {
+                page.reload.run(());
+            }
+            ServerMessage::Error { id: Some(id), .. } if *id == ids.tasks => {
+                page.dispatch.run(Action::Server(msg.clone()));
+                return End::Refused;
             }
             ServerMessage::Authed { user, .. } if !personal_subscribed => {
                 // Resume the personal topic too, so a notification sent

@@ -408,6 +408,10 @@ pub enum Payload {
     BoardDeleted {
         id: i64,
     },
+    /// A member was invited or their role changed.
+    MemberSet {
+        member: Member,
+    },
     /// A member was removed or left. With a private board that ends their
     /// subscription to its topic: this is the last event they get on it.
     MemberRemoved {
@@ -665,6 +669,13 @@ mod tests {
             Payload::MemberRemoved {
                 username: "bob".into(),
                 visibility: Visibility::Private,
+            },
+            Payload::MemberSet {
+                member: Member {
+                    username: "bob".into(),
+                    role: Role::Viewer,
+                    added_at: task().created_at,
+                },
             },
         ];
         for (i, payload) in payloads.into_iter().enumerate() {

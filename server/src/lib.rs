@@ -39,7 +39,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 
-use app::api::{Snapshot, TaskSource};
 use app::{shell, App};
 use broker::memory::{HistoryLimits, MemoryBroker};
 use config::Config;
@@ -266,36 +265,11 @@ fn leptos_options(config: &Config) -> leptos::config::LeptosOptions {
 
 /// The whole application: REST, WebSockets, health, and the Leptos pages.
 pub fn router(state: AppState) -> Router {
-    let store = state.store.clone();
-    let rt = state.rt.clone();
-    let source = TaskSource(Arc::new(move || {
-        let store = store.clone();
-        let rt = rt.clone();
-        Box::pin(async move {
-            // Position first: every change after it is either in the list
-            // or replayed to the client, never neither.
-            let position = rt.position(pubsub::TASKS_TOPIC).await.ok();
-            // The newest page only: a board of any size renders in
-            // bounded time; older tasks load on request.
-            let (tasks, more) = store
-                .page(
-                    app::protocol::DEFAULT_BOARD,
-                    true,
-                    None,
-                    app::protocol::BOARD_PAGE,
-                )
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "loading tasks for the page failed");
-                    "the task store did not answer".to_owned()
-                })?;
-            Ok(Snapshot {
-                tasks,
-                position,
-                more,
-            })
-        })
-    }));
+    let source = boards::page::source(
+        state.store.clone(),
+        state.rt.clone(),
+        state.auth.open_writes,
+    );
     let routes = generate_route_list(App);
     let leptos = state.leptos.clone();
 

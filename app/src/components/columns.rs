@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use super::{Dispatch, SIGN_IN_HINT};
+use super::{Dispatch, Here, SIGN_IN_HINT};
 use crate::auth::Auth;
 use crate::board::Board;
 use crate::protocol::{Task, TaskStatus};
@@ -19,6 +19,7 @@ pub fn Columns(
     board: RwSignal<Board>,
     dispatch: Dispatch,
     auth: Auth,
+    here: Here,
 ) -> impl IntoView {
     let base = StoredValue::new(base);
     TaskStatus::ALL
@@ -35,7 +36,7 @@ pub fn Columns(
                     </h2>
                     <ul class="cards">
                         <For each=tasks key=|t| (t.id, t.version) let:task>
-                            <TaskCard task dispatch auth/>
+                            <TaskCard task dispatch auth here/>
                         </For>
                     </ul>
                     <Show when=move || count() == 0>
@@ -76,9 +77,12 @@ fn report(auth: Auth, dispatch: Dispatch, failure: crate::auth::Failure) {
 }
 
 /// A card: title, description, who made it and who has it, and buttons to
-/// move or delete it (disabled while signed out).
+/// move or delete it (on the shared board disabled while signed out; on
+/// other boards there only for those who may use them).
 #[component]
-fn TaskCard(task: Task, dispatch: Dispatch, auth: Auth) -> impl IntoView {
+fn TaskCard(task: Task, dispatch: Dispatch, auth: Auth, here: Here) -> impl IntoView {
+    #[cfg(not(feature = "hydrate"))]
+    let _ = auth;
     let (back, forward) = neighbours(task.status);
     let id = task.id;
     let version = task.version;
@@ -116,7 +120,7 @@ fn TaskCard(task: Task, dispatch: Dispatch, auth: Auth) -> impl IntoView {
             });
         }
     };
-    let signed_out = move || !auth.signed_in();
+    let signed_out = move || !here.can_write.get();
     let hint = move || signed_out().then_some(SIGN_IN_HINT);
     // The "← To do" / "Done →" buttons differ only in target and label.
     let move_button = move |target: TaskStatus, testid: &'static str, label: String| {
@@ -167,6 +171,7 @@ fn TaskCard(task: Task, dispatch: Dispatch, auth: Auth) -> impl IntoView {
                 <span title="Task id and version">{format!("#{id} · v{version}")}</span>
                 <span>{updated.clone()}</span>
             </div>
+            <Show when=move || here.shows_controls()>
             <div class="task-actions">
                 {back.map(|s| move_button(s, "move-back", format!("← {}", s.label())))}
                 {forward.map(|s| move_button(s, "move-forward", format!("{} →", s.label())))}
@@ -180,6 +185,7 @@ fn TaskCard(task: Task, dispatch: Dispatch, auth: Auth) -> impl IntoView {
                     "Delete"
                 </button>
             </div>
+            </Show>
         </li>
     }
 }

@@ -1,23 +1,48 @@
 //! The page's components. Each file holds one piece of the board.
 
 mod account;
+mod boards;
 mod columns;
+mod members;
 mod older;
 mod task_form;
 mod toasts;
 
 use leptos::prelude::*;
 
-use crate::api::load_tasks;
+use crate::api::load_board;
 use crate::auth::Auth;
 use crate::board::{Action, Board, Connection};
+use crate::protocol::{BoardView, Role, DEFAULT_BOARD};
 #[cfg(feature = "hydrate")]
 use crate::{auth::Failure, protocol::Level};
 use account::AccountArea;
+pub use boards::{BoardRoute, BoardsPage};
 use columns::Columns;
+use members::MembersPanel;
 use older::OlderTasks;
 use task_form::NewTaskForm;
 use toasts::Toasts;
+
+/// The board a page shows and what the reader may do there.
+#[derive(Clone, Copy)]
+pub struct Here {
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    pub id: i64,
+    /// The shared board, where the write controls show (disabled, with a
+    /// hint) to readers who are signed out; on other boards controls a
+    /// reader cannot use are not shown at all.
+    pub shared: bool,
+    /// Whether the signed-in reader may change tasks here.
+    pub can_write: Signal<bool>,
+}
+
+impl Here {
+    /// Whether the task controls are on the page.
+    pub fn shows_controls(&self) -> bool {
+        self.shared || self.can_write.get()
+    }
+}
 
 /// Sends an action to the board's reducer. A `Callback` is `Copy`, so every
 /// component can hold one without cloning state around.
@@ -57,14 +82,47 @@ pub fn write_failed(auth: Auth, dispatch: Dispatch, failure: Failure) -> Option<
     }
 }
 
-/// The board page: the header with the account area, the composer on the
-/// left, the three columns, the toasts.
-///
-/// The task list is a `Resource` loaded during server rendering, so the page
-/// is complete before (and without) JavaScript; after hydration every change
-/// goes through [`Board::apply`].
+/// The header every page shares: the brand, the page's title as its one
+/// `h1`, the connection pill when there is one, and the account area.
 #[component]
-pub fn BoardPage() -> impl IntoView {
+pub fn TopBar(
+    title: Signal<String>,
+    auth: Auth,
+    dispatch: Dispatch,
+    hydrated: ReadSignal<bool>,
+    #[prop(optional)] board: Option<RwSignal<Board>>,
+) -> impl IntoView {
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/" aria-label="Pulseboard: the shared board">
+                <span class="brand-mark" aria-hidden="true"></span>
+                <span class="brand-name">"Pulseboard"</span>
+            </a>
+            <nav class="nav" aria-label="Boards">
+                <a href="/b" data-testid="nav-boards">"Boards"</a>
+            </nav>
+            <h1 class="page-title" data-testid="page-title">{move || title.get()}</h1>
+            {board.map(|board| view! { <ConnectionPill board/> })}
+            <AccountArea auth dispatch hydrated/>
+        </header>
+    }
+}
+
+/// The page at `/`: the shared board.
+#[component]
+pub fn SharedBoardPage() -> impl IntoView {
+    view! { <BoardPage id=DEFAULT_BOARD/> }
+}
+
+/// A board page: the header with the account area, the composer and the
+/// members on the left, the three columns, the toasts.
+///
+/// The board is a `Resource` loaded during server rendering, so the shared
+/// board and public boards are complete before (and without) JavaScript; a
+/// private board loads once its member's stored session is restored.
+/// After hydration every change goes through [`Board::apply`].
+#[component]
+pub fn BoardPage(id: i64) -> impl IntoView {
     let board = RwSignal::new(Board::default());
     let dispatch: Dispatch = Callback::new(move |action: Action| {
         let toast = board.try_update(|b| b.apply(action)).flatten();
@@ -82,9 +140,38 @@ pub fn BoardPage() -> impl IntoView {
         #[cfg(not(feature = "hydrate"))]
         let _ = toast;
     });
-    let tasks = Resource::new(|| (), |_| load_tasks());
     // Rendered signed out; the stored session is restored after hydration.
     let auth = Auth::new();
+    let shared = id == DEFAULT_BOARD;
+    // Another board is loaded again when the reader signs in or out: what
+    // they may see and do there depends on who they are.
+    let reader = move || (!shared).then(|| auth.username()).flatten();
+    let tasks = Resource::new(reader, move |_| {
+        load_board(id, auth.session_untracked().map(|s| s.token))
+    });
+    // The board as last loaded (name, role, members), for the header, the
+    // members panel and the write controls.
+    let view_of = RwSignal::new(None::<BoardView>);
+    Effect::new(move |_| {
+        if let Some(Ok(snapshot)) = tasks.get() {
+            view_of.set(snapshot.board);
+        }
+    });
+    let can_write = Signal::derive(move || {
+        auth.signed_in()
+            && (shared
+                || view_of.with(|v| v.as_ref().and_then(|v| v.role).is_some_and(Role::writes)))
+    });
+    let here = Here {
+        id,
+        shared,
+        can_write,
+    };
+    let title = Signal::derive(move || {
+        view_of
+            .with(|v| v.as_ref().map(|v| v.board.name.clone()))
+            .unwrap_or_else(|| if shared { "Team board".into() } else { "Board".into() })
+    });
 
     // In the browser only (effects never run on the server): restore the
     // stored session and keep its token fresh, let the live connection
@@ -97,6 +184,7 @@ pub fn BoardPage() -> impl IntoView {
         let changes = StoredValue::new(Some(crate::live::follow_session(auth)));
         let page = crate::live::Page {
             board,
+            board_id: id,
             dispatch,
             reload: Callback::new(move |()| tasks.refetch()),
             auth,
@@ -118,18 +206,13 @@ pub fn BoardPage() -> impl IntoView {
 
     view! {
         <div class="app" data-testid="app" data-hydrated=move || hydrated.get().to_string()>
-            <header class="topbar">
-                <div class="brand">
-                    <span class="brand-mark" aria-hidden="true"></span>
-                    <span class="brand-name">"Pulseboard"</span>
-                </div>
-                <p class="tagline">"Live tasks and notifications"</p>
-                <ConnectionPill board/>
-                <AccountArea auth dispatch hydrated=hydrated.read_only()/>
-            </header>
+            <TopBar title auth dispatch hydrated=hydrated.read_only() board/>
             <main class="layout">
                 <aside class="composer">
-                    <NewTaskForm dispatch auth/>
+                    <NewTaskForm dispatch auth here/>
+                    <Show when=move || !shared>
+                        <MembersPanel here view_of auth dispatch reload=Callback::new(move |()| tasks.refetch())/>
+                    </Show>
                 </aside>
                 <section class="board" aria-label="Task board">
                     // Transition, not Suspense: a reload after a gap keeps
@@ -143,30 +226,52 @@ pub fn BoardPage() -> impl IntoView {
                                         let oldest = snapshot.tasks.last().map(|t| t.id);
                                         let more = snapshot.more;
                                         view! {
-                                            <Columns base=snapshot.tasks board dispatch auth/>
+                                            <Columns base=snapshot.tasks board dispatch auth here/>
                                             <OlderTasks
                                                 more
                                                 oldest
                                                 dispatch
+                                                auth
+                                                here
                                                 hydrated=hydrated.read_only()
                                             />
                                         }
                                             .into_any()
                                     }
-                                    Err(e) => {
-                                        view! {
-                                            <p class="load-error" data-testid="load-error">
-                                                "Could not load tasks: " {e}
-                                            </p>
-                                        }
-                                            .into_any()
-                                    }
+                                    Err(e) => view! { <LoadError failure=e/> }.into_any(),
                                 })
                         }}
                     </Transition>
                 </section>
             </main>
             <Toasts board dispatch/>
+        </div>
+    }
+}
+
+/// Why a board could not be shown: private to its members (sign in), not
+/// shared with this account, gone, or the server did not answer. The
+/// server-rendered page carries the status too.
+#[component]
+fn LoadError(failure: crate::auth::Failure) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let (Some(resp), Some(status)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        failure.status.and_then(|s| http::StatusCode::from_u16(s).ok()),
+    ) {
+        resp.set_status(status);
+    }
+    let (headline, advice) = match failure.status {
+        Some(401) => ("This board is private", "Sign in as one of its members to see it."),
+        Some(403) => ("This board is not shared with you", "Ask its owner to invite you."),
+        Some(404) => ("There is no such board", "It may have been deleted."),
+        _ => ("Could not load tasks", ""),
+    };
+    view! {
+        <div class="load-error" data-testid="load-error" data-status=failure.status.map(|s| s.to_string())>
+            <h2>{headline}</h2>
+            <p>{advice} " " <span class="detail">{failure.message}</span></p>
+            <p><a href="/b">"Your boards"</a></p>
         </div>
     }
 }

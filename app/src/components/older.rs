@@ -4,7 +4,8 @@
 
 use leptos::prelude::*;
 
-use super::Dispatch;
+use super::{Dispatch, Here};
+use crate::auth::Auth;
 
 /// Shown under the board when older tasks exist beyond those on screen.
 #[component]
@@ -14,6 +15,8 @@ pub fn OlderTasks(
     /// The oldest task id on the first page.
     oldest: Option<i64>,
     dispatch: Dispatch,
+    auth: Auth,
+    here: Here,
     hydrated: ReadSignal<bool>,
 ) -> impl IntoView {
     let more = RwSignal::new(more);
@@ -26,7 +29,10 @@ pub fn OlderTasks(
         {
             loading.set(true);
             leptos::task::spawn_local(async move {
-                match crate::api::older_tasks(cursor.get_untracked()).await {
+                let token = auth.session_untracked().map(|s| s.token);
+                match crate::api::older_tasks(here.id, token.as_deref(), cursor.get_untracked())
+                    .await
+                {
                     Ok((tasks, more_left)) => {
                         if let Some(last) = tasks.last() {
                             cursor.set(Some(last.id));
@@ -44,7 +50,7 @@ pub fn OlderTasks(
             });
         }
         #[cfg(not(feature = "hydrate"))]
-        let _ = (cursor, loaded, dispatch);
+        let _ = (cursor, loaded, dispatch, auth, here);
     };
     let shown = move || more.get() || loaded.get() != 0 || error.get().is_some();
     view! {

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use super::{Dispatch, SIGN_IN_HINT};
+use super::{Dispatch, Here, SIGN_IN_HINT};
 use crate::auth::Auth;
 use crate::protocol::{TaskStatus, DESCRIPTION_MAX_CHARS, TITLE_MAX_CHARS, USERNAME_MAX};
 #[cfg(feature = "hydrate")]
@@ -15,10 +15,12 @@ use crate::{
 /// added from the REST answer at once; the event that follows on the live
 /// socket is recognised by its version and not shown twice.
 ///
-/// Writing needs an account, so while signed out the fields are disabled
-/// and a hint says why (the server would answer 401 anyway).
+/// Writing needs an account, so on the shared board the fields are
+/// disabled while signed out and a hint says why (the server would answer
+/// 401 anyway). On other boards the form is there for members only, and
+/// readers see what they may do instead.
 #[component]
-pub fn NewTaskForm(dispatch: Dispatch, auth: Auth) -> impl IntoView {
+pub fn NewTaskForm(dispatch: Dispatch, auth: Auth, here: Here) -> impl IntoView {
     let title = RwSignal::new(String::new());
     let description = RwSignal::new(String::new());
     let status = RwSignal::new(TaskStatus::Todo.as_str().to_owned());
@@ -58,7 +60,7 @@ pub fn NewTaskForm(dispatch: Dispatch, auth: Auth) -> impl IntoView {
             pending.set(true);
             error.set(None);
             leptos::task::spawn_local(async move {
-                match crate::api::create_task(&token, body).await {
+                match crate::api::create_task(&token, here.id, body).await {
                     Ok(task) => {
                         title.set(String::new());
                         description.set(String::new());
@@ -74,8 +76,26 @@ pub fn NewTaskForm(dispatch: Dispatch, auth: Auth) -> impl IntoView {
         let _ = (dispatch, description, status, assignee);
     };
     let signed_out = move || !auth.signed_in();
+    let reader_note = move || {
+        if auth.signed_in() {
+            "You can read this board; its owner can make you a member to change it."
+        } else {
+            "Sign in as a member of this board to add or change tasks."
+        }
+    };
 
     view! {
+        <Show
+            when=move || here.shows_controls()
+            fallback=move || {
+                view! {
+                    <div class="card reader-note" data-testid="reader-note">
+                        <h2>"Reading"</h2>
+                        <p>{reader_note}</p>
+                    </div>
+                }
+            }
+        >
         <form class="card new-task" on:submit=on_submit data-testid="new-task-form">
             <h2>"New task"</h2>
             <Show when=signed_out>
@@ -131,5 +151,6 @@ pub fn NewTaskForm(dispatch: Dispatch, auth: Auth) -> impl IntoView {
                 </p>
             </Show>
         </form>
+        </Show>
     }
 }

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::store::TaskStore;
 use crate::topics::Refusal;
 
+pub mod page;
 pub mod routes;
 
 /// What a request needs to do on a board.

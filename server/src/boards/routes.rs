@@ -12,8 +12,8 @@
 //! | `GET`, `POST /boards/{id}/tasks` | readers, writers (as `/tasks`) |
 //!
 //! Changes to a board are published on its topic (`board:<id>`) as
-//! `board_updated` and `board_deleted`; invited members hear about it on
-//! their personal topic.
+//! `board_updated`, `board_deleted`, `member_set` and `member_removed`;
+//! invited members also hear about it on their personal topic.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -127,7 +127,7 @@ async fn get_board(
 /// The role to show the caller: its membership, or what the board grants
 /// it without one (`None` for a non-member reading a public board, who
 /// is not a viewer in the members list).
-fn visible_role(allowed: &Allowed, signed_in: bool) -> Option<Role> {
+pub(crate) fn visible_role(allowed: &Allowed, signed_in: bool) -> Option<Role> {
     match (allowed.membership, allowed.board.visibility) {
         (Some(role), _) => Some(role),
         (None, Visibility::Open) if signed_in || allowed.role.writes() => Some(allowed.role),
@@ -234,6 +234,15 @@ async fn set_member(
         ));
     };
     tracing::info!(board = id, role = member.role.as_str(), "member set");
+    state
+        .rt
+        .board_event(
+            id,
+            Payload::MemberSet {
+                member: member.clone(),
+            },
+        )
+        .await;
     let (title, verb) = if is_new {
         ("Added to a board", "added you to")
     } else {

@@ -81,7 +81,8 @@ pub fn may_publish(
         | Payload::TaskDeleted { .. }
         | Payload::BoardUpdated { .. }
         | Payload::BoardDeleted { .. }
-        | Payload::MemberRemoved { .. } => Err((
+        | Payload::MemberRemoved { .. }
+        | Payload::MemberSet { .. } => Err((
             ErrorCode::PublishForbidden,
             "task and board events come from the API, not from clients",
         )),

@@ -41,6 +41,11 @@ pub fn render_text(payload: &Payload) -> Option<String> {
         Payload::BoardUpdated { board } => Some(format!("Board updated: {}", board.name)),
         Payload::BoardDeleted { id } => Some(format!("Board deleted: #{id}")),
         Payload::MemberRemoved { username, .. } => Some(format!("Member removed: {username}")),
+        Payload::MemberSet { member } => Some(format!(
+            "Member {}: {}",
+            member.username,
+            member.role.as_str()
+        )),
     }
 }
 
