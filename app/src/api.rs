@@ -43,9 +43,7 @@ pub struct Snapshot {
 #[derive(Clone)]
 pub struct TaskSource(
     pub  std::sync::Arc<
-        dyn Fn(i64) -> futures::future::BoxFuture<'static, Result<Snapshot, Failure>>
-            + Send
-            + Sync,
+        dyn Fn(i64) -> futures::future::BoxFuture<'static, Result<Snapshot, Failure>> + Send + Sync,
     >,
 );
 

@@ -12,9 +12,9 @@ use super::{BoardPage, Dispatch, NotFound, TopBar};
 use crate::api::board_page;
 use crate::auth::Auth;
 use crate::board::{Action, Board};
-use crate::protocol::{BoardView, Role, Visibility, BOARD_NAME_MAX_CHARS, DEFAULT_BOARD};
 #[cfg(feature = "hydrate")]
 use crate::protocol::{validate_board_name, NewBoard};
+use crate::protocol::{BoardView, Role, Visibility, BOARD_NAME_MAX_CHARS, DEFAULT_BOARD};
 
 /// `/b/{id}`: the board with that id, or "not found" for an id that is
 /// not a number (or is the shared board's, which lives at `/`).
@@ -49,7 +49,8 @@ pub fn BoardsPage() -> impl IntoView {
     let loaded = RwSignal::new(false);
     #[cfg(feature = "hydrate")]
     {
-        let expired = Callback::new(move |reason: String| super::end_session(auth, dispatch, reason));
+        let expired =
+            Callback::new(move |reason: String| super::end_session(auth, dispatch, reason));
         crate::auth::start(auth, expired);
         Effect::new(move |_| {
             let token = auth.session().map(|s| s.token);
@@ -65,7 +66,7 @@ pub fn BoardsPage() -> impl IntoView {
             });
         });
     }
-    let title = Signal::derive(|| "Boards".to_owned());
+    let title = Signal::derive(|| "Your boards".to_owned());
     view! {
         <div class="app" data-testid="app" data-hydrated=move || hydrated.get().to_string()>
             <TopBar title auth dispatch hydrated=hydrated.read_only()/>
@@ -74,7 +75,7 @@ pub fn BoardsPage() -> impl IntoView {
                     <NewBoardForm auth dispatch/>
                 </aside>
                 <section class="boards" aria-labelledby="boards-title" aria-live="polite">
-                    <h2 id="boards-title">"Your boards"</h2>
+                    <h2 id="boards-title">"Boards you can open"</h2>
                     <ul class="board-list" data-testid="board-list" data-loaded=move || loaded.get().to_string()>
                         <Show when=move || boards.with(Vec::is_empty)>
                             <li class="board-link">
@@ -116,12 +117,15 @@ fn BoardLink(view: BoardView) -> impl IntoView {
         Visibility::Public => "public",
         Visibility::Open => "open to all",
     };
-    let owner = view.board.owner.map(|o| format!("by {o}"));
+    let about = match view.board.owner {
+        Some(owner) => format!("by {owner} · {visibility}"),
+        None => visibility.to_owned(),
+    };
     view! {
         <li class="board-link">
             <a href=board_page(id) data-testid="board-link" data-board-id=id.to_string()>
                 <span class="board-name">{view.board.name}</span>
-                <span class="board-meta">{owner} " · " {visibility}</span>
+                <span class="board-meta">{about}</span>
                 <span class=format!("role role-{role}")>{role.clone()}</span>
             </a>
         </li>
@@ -157,7 +161,15 @@ fn NewBoardForm(auth: Auth, dispatch: Dispatch) -> impl IntoView {
             });
             pending.set(true);
             leptos::task::spawn_local(async move {
-                match crate::api::create_board(&token, NewBoard { name: n, visibility }).await {
+                match crate::api::create_board(
+                    &token,
+                    NewBoard {
+                        name: n,
+                        visibility,
+                    },
+                )
+                .await
+                {
                     Ok(view) => {
                         let _ = window().location().set_href(&board_page(view.board.id));
                     }

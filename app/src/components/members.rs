@@ -19,7 +19,7 @@ use crate::{
 #[component]
 pub fn MembersPanel(
     here: Here,
-    view_of: RwSignal<Option<BoardView>>,
+    view_of: Signal<Option<BoardView>>,
     auth: Auth,
     dispatch: Dispatch,
     /// Loads the board again after a change made here.
@@ -43,7 +43,9 @@ pub fn MembersPanel(
     // Runs one change as the signed-in user, then reloads the board (or
     // shows why it failed).
     #[cfg(feature = "hydrate")]
-    let act = move |change: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), crate::auth::Failure>>>>| {
+    let act = move |change: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), crate::auth::Failure>>>,
+    >| {
         leptos::task::spawn_local(async move {
             match change.await {
                 Ok(()) => {

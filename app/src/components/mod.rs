@@ -13,7 +13,7 @@ use leptos::prelude::*;
 use crate::api::load_board;
 use crate::auth::Auth;
 use crate::board::{Action, Board, Connection};
-use crate::protocol::{BoardView, Role, DEFAULT_BOARD};
+use crate::protocol::{Role, DEFAULT_BOARD};
 #[cfg(feature = "hydrate")]
 use crate::{auth::Failure, protocol::Level};
 use account::AccountArea;
@@ -90,7 +90,10 @@ pub fn TopBar(
     auth: Auth,
     dispatch: Dispatch,
     hydrated: ReadSignal<bool>,
-    #[prop(optional)] board: Option<RwSignal<Board>>,
+    /// The board whose live connection the pill shows, and whether to
+    /// show it (not while the board cannot be read).
+    #[prop(optional)]
+    live: Option<(RwSignal<Board>, Signal<bool>)>,
 ) -> impl IntoView {
     view! {
         <header class="topbar">
@@ -101,8 +104,20 @@ pub fn TopBar(
             <nav class="nav" aria-label="Boards">
                 <a href="/b" data-testid="nav-boards">"Boards"</a>
             </nav>
-            <h1 class="page-title" data-testid="page-title">{move || title.get()}</h1>
-            {board.map(|board| view! { <ConnectionPill board/> })}
+            // In a Transition: a board's title comes with the board.
+            <h1 class="page-title" data-testid="page-title">
+                <Transition fallback=|| ()>{move || title.get()}</Transition>
+            </h1>
+            {live
+                .map(|(board, shown)| {
+                    view! {
+                        <Transition fallback=|| ()>
+                            <Show when=move || shown.get()>
+                                <ConnectionPill board/>
+                            </Show>
+                        </Transition>
+                    }
+                })}
             <AccountArea auth dispatch hydrated/>
         </header>
     }
@@ -150,13 +165,16 @@ pub fn BoardPage(id: i64) -> impl IntoView {
         load_board(id, auth.session_untracked().map(|s| s.token))
     });
     // The board as last loaded (name, role, members), for the header, the
-    // members panel and the write controls.
-    let view_of = RwSignal::new(None::<BoardView>);
-    Effect::new(move |_| {
-        if let Some(Ok(snapshot)) = tasks.get() {
-            view_of.set(snapshot.board);
-        }
+    // members panel and the write controls. Read inside a `Transition`
+    // wherever the server must render it (the title, the members), so the
+    // page waits for it.
+    let view_of = Signal::derive(move || {
+        tasks
+            .get()
+            .and_then(Result::ok)
+            .and_then(|snapshot| snapshot.board)
     });
+    let loaded = Signal::derive(move || view_of.with(Option::is_some));
     let can_write = Signal::derive(move || {
         auth.signed_in()
             && (shared
@@ -170,7 +188,13 @@ pub fn BoardPage(id: i64) -> impl IntoView {
     let title = Signal::derive(move || {
         view_of
             .with(|v| v.as_ref().map(|v| v.board.name.clone()))
-            .unwrap_or_else(|| if shared { "Team board".into() } else { "Board".into() })
+            .unwrap_or_else(|| {
+                if shared {
+                    "Team board".into()
+                } else {
+                    "Board".into()
+                }
+            })
     });
 
     // In the browser only (effects never run on the server): restore the
@@ -206,13 +230,25 @@ pub fn BoardPage(id: i64) -> impl IntoView {
 
     view! {
         <div class="app" data-testid="app" data-hydrated=move || hydrated.get().to_string()>
-            <TopBar title auth dispatch hydrated=hydrated.read_only() board/>
+            <TopBar title auth dispatch hydrated=hydrated.read_only() live=(board, loaded)/>
             <main class="layout">
                 <aside class="composer">
-                    <NewTaskForm dispatch auth here/>
-                    <Show when=move || !shared>
-                        <MembersPanel here view_of auth dispatch reload=Callback::new(move |()| tasks.refetch())/>
-                    </Show>
+                    // Only once the board is there: a board that cannot be
+                    // read shows why, and nothing else.
+                    <Transition fallback=|| ()>
+                        <Show when=move || loaded.get()>
+                            <NewTaskForm dispatch auth here/>
+                            <Show when=move || !shared>
+                                <MembersPanel
+                                    here
+                                    view_of
+                                    auth
+                                    dispatch
+                                    reload=Callback::new(move |()| tasks.refetch())
+                                />
+                            </Show>
+                        </Show>
+                    </Transition>
                 </aside>
                 <section class="board" aria-label="Task board">
                     // Transition, not Suspense: a reload after a gap keeps
@@ -257,20 +293,30 @@ fn LoadError(failure: crate::auth::Failure) -> impl IntoView {
     #[cfg(feature = "ssr")]
     if let (Some(resp), Some(status)) = (
         use_context::<leptos_axum::ResponseOptions>(),
-        failure.status.and_then(|s| http::StatusCode::from_u16(s).ok()),
+        failure
+            .status
+            .and_then(|s| http::StatusCode::from_u16(s).ok()),
     ) {
         resp.set_status(status);
     }
-    let (headline, advice) = match failure.status {
-        Some(401) => ("This board is private", "Sign in as one of its members to see it."),
-        Some(403) => ("This board is not shared with you", "Ask its owner to invite you."),
-        Some(404) => ("There is no such board", "It may have been deleted."),
-        _ => ("Could not load tasks", ""),
+    let (headline, advice, detail) = match failure.status {
+        Some(401) => (
+            "This board is private",
+            "Sign in as one of its members to see it.",
+            None,
+        ),
+        Some(403) => (
+            "This board is not shared with you",
+            "Ask its owner to invite you.",
+            None,
+        ),
+        Some(404) => ("There is no such board", "It may have been deleted.", None),
+        _ => ("Could not load tasks", "", Some(failure.message)),
     };
     view! {
         <div class="load-error" data-testid="load-error" data-status=failure.status.map(|s| s.to_string())>
             <h2>{headline}</h2>
-            <p>{advice} " " <span class="detail">{failure.message}</span></p>
+            <p>{advice} {detail.map(|d| view! { <span class="detail">{d}</span> })}</p>
             <p><a href="/b">"Your boards"</a></p>
         </div>
     }
