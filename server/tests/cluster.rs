@@ -650,3 +650,81 @@ async fn recv_or_close(ws: &mut ws::Ws) -> Option<Value> {
         }
     }
 }
+
+/// Boards across instances: a board made on one instance is one board on
+/// the other (one store), its events reach its readers wherever they are
+/// connected, and a member removed on one instance stops getting the
+/// board's events on the other, while its remaining member there carries
+/// on.
+#[tokio::test]
+async fn boards_and_their_access_cross_instances() {
+    let Some(c) = cluster(2, "boards").await else {
+        return;
+    };
+    let (a, b) = (&c.servers[0], &c.servers[1]);
+    let owner = authed_client(&a.signup("owner").await);
+    let stays = b.signup("stays").await;
+    let goes = b.signup("goes").await;
+    let resp = owner
+        .post(a.url("/boards"))
+        .json(&json!({"name": "Across"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let id = resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    for name in ["stays", "goes"] {
+        let resp = owner
+            .put(a.url(&format!("/boards/{id}/members/{name}")))
+            .json(&json!({"role": "viewer"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+    let topic = format!("board:{id}");
+    let mut staying = typed_as(&b.ws_url(""), &stays).await;
+    let mut going = typed_as(&b.ws_url(""), &goes).await;
+    for socket in [&mut staying, &mut going] {
+        subscribe(socket, 1, &topic, None).await;
+        subscribe(socket, 2, "tasks", None).await;
+    }
+    let post = |title: &str| {
+        owner
+            .post(a.url(&format!("/boards/{id}/tasks")))
+            .json(&json!({ "title": title }))
+            .send()
+    };
+    assert_eq!(post("first").await.unwrap().status(), StatusCode::CREATED);
+    for socket in [&mut staying, &mut going] {
+        let ev = recv(socket).await;
+        assert_eq!(ev["topic"], topic.as_str(), "{ev}");
+        assert_eq!(ev["payload"]["task"]["title"], "first");
+    }
+
+    let resp = owner
+        .delete(a.url(&format!("/boards/{id}/members/goes")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    for socket in [&mut staying, &mut going] {
+        assert_eq!(recv(socket).await["payload"]["kind"], "member_removed");
+    }
+    assert_eq!(post("second").await.unwrap().status(), StatusCode::CREATED);
+    let shared = create_task(&owner, a, "marker on the shared board").await;
+    let ev = recv(&mut staying).await;
+    assert_eq!(ev["payload"]["task"]["title"], "second", "{ev}");
+    let ev = recv(&mut going).await;
+    assert_eq!(
+        (ev["topic"].as_str(), &ev["payload"]["task"]["id"]),
+        (Some("tasks"), &shared["id"]),
+        "the removed member got nothing of the board after the removal: {ev}"
+    );
+    let resp = authed_client(&goes)
+        .get(b.url(&format!("/boards/{id}/tasks")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
