@@ -1,5 +1,9 @@
 //! Pulseboard's server as a library: `main.rs` only reads the configuration
 //! and calls [`start`]; tests build the same router and serve it on port 0.
+// Leptos views are nested types; without erased components (release
+// builds) the pages' types are deeper than rustc's default limit of 128,
+// as in the frontend crate.
+#![recursion_limit = "256"]
 
 pub mod admission;
 pub mod auth;

@@ -76,6 +76,10 @@ async fn presence(
             "the presence of another user's personal topic is not yours to read".into(),
         ));
     }
+    // Who is looking at a board is the board's business: its readers only.
+    crate::boards::may_subscribe(&state.store, &topic, Some(&user))
+        .await
+        .map_err(crate::boards::refused)?;
     let listing = state.rt.presence.list(&topic).await.map_err(|e| {
         tracing::warn!(error = %e, "reading presence failed");
         ApiError::Unavailable("presence is unavailable; retry".into())

@@ -160,6 +160,22 @@ async fn role_table(server: &Server, b: &Board, public: bool) {
         )
         .await;
     }
+    // Who is looking at the board: its readers (and a token is needed).
+    let presence: [u16; 5] = if public {
+        [401, 200, 200, 200, 200]
+    } else {
+        [401, 403, 200, 200, 200]
+    };
+    check_route(
+        server,
+        b,
+        "GET /presence/board:{id}",
+        Method::GET,
+        None,
+        presence,
+        fixed(format!("/presence/board:{id}")),
+    )
+    .await;
     let task = task_on(server, b, "readable").await;
     let path = format!("/tasks/{task}");
     check_route(

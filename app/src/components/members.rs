@@ -268,4 +268,7 @@ pub fn MembersPanel(
             </Show>
         </section>
     }
+    // Erased: without it the page's view type nests too deep for rustc
+    // in builds that do not erase components (release).
+    .into_any()
 }

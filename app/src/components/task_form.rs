@@ -153,4 +153,6 @@ pub fn NewTaskForm(dispatch: Dispatch, auth: Auth, here: Here) -> impl IntoView 
         </form>
         </Show>
     }
+    // Erased, like the members panel beside it (see there).
+    .into_any()
 }

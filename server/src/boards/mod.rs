@@ -160,6 +160,17 @@ pub async fn may_subscribe(
     }
 }
 
+/// A refused board topic named in an HTTP path (a WebSocket upgrade, a
+/// presence listing), as the HTTP error.
+pub fn refused((code, why): Refusal) -> ApiError {
+    match code {
+        ErrorCode::Unavailable => ApiError::Unavailable(why.into()),
+        ErrorCode::InvalidTopic => ApiError::BadPath(why.into()),
+        ErrorCode::Unauthorized => ApiError::Unauthorized(why.into()),
+        _ => ApiError::Forbidden(why.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

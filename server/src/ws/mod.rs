@@ -540,13 +540,17 @@ pub async fn notifications_handler(
         return ApiError::Forbidden(why.into()).into_response();
     }
     // A board's topic is readable here only when the board is public.
+    // This endpoint takes no token, so a private board is refused outright
+    // (403, as for personal topics), not answered "sign in".
     if let Err((code, why)) = crate::boards::may_subscribe(&state.store, &topic, None).await {
-        let error = match code {
-            app::protocol::ErrorCode::Unavailable => ApiError::Unavailable(why.into()),
-            app::protocol::ErrorCode::InvalidTopic => ApiError::BadPath(why.into()),
-            _ => ApiError::Forbidden(why.into()),
+        let refusal = match code {
+            app::protocol::ErrorCode::Unauthorized => (
+                app::protocol::ErrorCode::Forbidden,
+                "private boards are served on /ws/v1, to their members",
+            ),
+            _ => (code, why),
         };
-        return error.into_response();
+        return crate::boards::refused(refusal).into_response();
     }
     spawn_session(&state, upgrade, notify::Notifications::new(topic))
 }
