@@ -3,6 +3,9 @@
 //! Built with `ssr` into the server (which renders the page) and with
 //! `hydrate` into the WASM bundle (which takes the rendered page over).
 //! [`protocol`] is shared by both and by the server's REST and WebSocket code.
+// Leptos views are nested types; without erased components (release
+// builds) a board page's type is deeper than rustc's default limit of 128.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod auth;
