@@ -64,11 +64,8 @@ async fn board(server: &Server, prefix: &str, visibility: &str) -> Board {
     let id = created["id"].as_i64().unwrap();
     assert_eq!(created["topic"], format!("board:{id}"));
     for (i, role) in [(2, "viewer"), (3, "member")] {
-        let url = server.url(&format!(
-            "/boards/{id}/members/{}",
-            names[i].as_ref().unwrap()
-        ));
-        let (status, body) = call(owner, Method::PUT, &url, Some(json!({"role": role}))).await;
+        let name = names[i].as_deref().unwrap();
+        let (status, body) = set_role(server, owner, id, name, role).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!(body["role"], role);
     }
@@ -77,6 +74,18 @@ async fn board(server: &Server, prefix: &str, visibility: &str) -> Board {
         callers,
         tokens,
     }
+}
+
+/// `PUT /boards/{id}/members/{name}` with `role`, as `caller`.
+async fn set_role(
+    server: &Server,
+    caller: &reqwest::Client,
+    board: i64,
+    name: &str,
+    role: &str,
+) -> (StatusCode, Value) {
+    let url = server.url(&format!("/boards/{board}/members/{name}"));
+    call(caller, Method::PUT, &url, Some(json!({ "role": role }))).await
 }
 
 /// A task on the board, made by its owner.
@@ -93,16 +102,18 @@ async fn task_on(server: &Server, b: &Board, title: &str) -> i64 {
     task["id"].as_i64().unwrap()
 }
 
-/// Runs one route for every caller and checks each status against
-/// `expected` (one per entry of [`ROLES`]). `fresh` makes what the route
-/// acts on anew for each caller (a task to delete, say) and gives the URL.
-async fn check_route<F, Fut>(
+/// Runs one route for the first `N` callers and checks each status against
+/// `expected` (one per entry of [`ROLES`]; four to leave the owner out).
+/// `fresh` makes what the route acts on anew for each caller (a task to
+/// delete, say) and gives the URL. A refusal must be a JSON error with the
+/// code its status implies.
+async fn check_route<const N: usize, F, Fut>(
     server: &Server,
     b: &Board,
     what: &str,
     method: Method,
     body: Option<Value>,
-    expected: [u16; 5],
+    expected: [u16; N],
     fresh: F,
 ) where
     F: Fn() -> Fut,
@@ -258,8 +269,7 @@ async fn role_table(server: &Server, b: &Board, public: bool) {
         None,
         [401, 403, 403, 403, 204],
         || async {
-            let url = server.url(&format!("/boards/{id}/members/{extra}"));
-            let (status, _) = call(owner, Method::PUT, &url, Some(json!({"role": "viewer"}))).await;
+            let (status, _) = set_role(server, owner, id, &extra, "viewer").await;
             assert!(status.is_success());
             format!("/boards/{id}/members/{extra}")
         },
@@ -267,10 +277,11 @@ async fn role_table(server: &Server, b: &Board, public: bool) {
     .await;
     // ... but anyone may leave.
     let url = server.url(&format!("/boards/{id}/members/{extra}"));
-    call(owner, Method::PUT, &url, Some(json!({"role": "viewer"}))).await;
+    set_role(server, owner, id, &extra, "viewer").await;
     let (status, _) = call(&authed_client(&extra_token), Method::DELETE, &url, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "a member leaves");
-    check_route4(
+    // The owner's own deletion is checked below: it ends the board.
+    check_route(
         server,
         b,
         "DELETE /boards/{id}",
@@ -295,27 +306,6 @@ async fn role_table(server: &Server, b: &Board, public: bool) {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "its tasks went with it");
-}
-
-/// [`check_route`] for the first four callers only (the owner's success
-/// is tested on its own, as it ends the board).
-async fn check_route4<F, Fut>(
-    server: &Server,
-    b: &Board,
-    what: &str,
-    method: Method,
-    body: Option<Value>,
-    expected: [u16; 4],
-    fresh: F,
-) where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = String>,
-{
-    for (i, want) in expected.iter().enumerate() {
-        let url = server.url(&fresh().await);
-        let (status, resp) = call(&b.callers[i], method.clone(), &url, body.clone()).await;
-        assert_eq!(status.as_u16(), *want, "{what} as {}: {resp}", ROLES[i]);
-    }
 }
 
 /// What subscribing to the board's topic on `/ws/v1` gives each caller:
@@ -474,13 +464,7 @@ async fn members_are_invited_changed_and_removed() {
     subscribe(&mut inbox, 1, "user:newcomer", None).await;
 
     let url = |name: &str| server.url(&format!("/boards/{id}/members/{name}"));
-    let (status, member) = call(
-        owner,
-        Method::PUT,
-        &url("newcomer"),
-        Some(json!({"role": "viewer"})),
-    )
-    .await;
+    let (status, member) = set_role(&server, owner, id, "newcomer", "viewer").await;
     assert_eq!(
         (status, member["role"].as_str()),
         (StatusCode::CREATED, Some("viewer"))
@@ -491,13 +475,7 @@ async fn members_are_invited_changed_and_removed() {
         ev["payload"]["body"],
         "mowner added you to “m board” as a viewer"
     );
-    let (status, member) = call(
-        owner,
-        Method::PUT,
-        &url("newcomer"),
-        Some(json!({"role": "member"})),
-    )
-    .await;
+    let (status, member) = set_role(&server, owner, id, "newcomer", "member").await;
     assert_eq!(
         (status, member["role"].as_str()),
         (StatusCode::OK, Some("member"))
@@ -678,13 +656,7 @@ async fn the_shared_board_keeps_the_seed_api() {
             "{method} the shared board: {resp}"
         );
     }
-    let (status, _) = call(
-        &ann,
-        Method::PUT,
-        &server.url("/boards/1/members/ann"),
-        Some(json!({"role": "viewer"})),
-    )
-    .await;
+    let (status, _) = set_role(&server, &ann, 1, "ann", "viewer").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let mut socket = typed(&server.ws_url("")).await;
     ws::send(
@@ -786,13 +758,7 @@ async fn boards_per_owner_are_bounded_and_go_with_the_account() {
     assert_eq!(listed.as_array().unwrap().len(), 101);
 
     let first = first.unwrap();
-    let (status, _) = call(
-        &hoarder,
-        Method::PUT,
-        &server.url(&format!("/boards/{first}/members/other")),
-        Some(json!({"role": "viewer"})),
-    )
-    .await;
+    let (status, _) = set_role(&server, &hoarder, first, "other", "viewer").await;
     assert_eq!(status, StatusCode::CREATED);
     let mut watcher = typed_as(&server.ws_url(""), &other_token).await;
     subscribe(&mut watcher, 1, &format!("board:{first}"), None).await;

@@ -58,6 +58,16 @@ fn view(board: Board, role: Option<Role>) -> BoardView {
     }
 }
 
+/// Checks that `reader` may read board `id`.
+async fn readable(
+    state: &AppState,
+    id: i64,
+    reader: Option<&crate::auth::AuthUser>,
+) -> Result<Allowed, ApiError> {
+    let open = state.auth.open_writes;
+    authorize(&state.store, id, reader, open, Need::Read).await
+}
+
 fn validation(e: impl std::fmt::Display) -> ApiError {
     ApiError::Validation(e.to_string())
 }
@@ -115,8 +125,7 @@ async fn get_board(
     Reader(reader): Reader,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let open = state.auth.open_writes;
-    let allowed = authorize(&state.store, id, reader.as_ref(), open, Need::Read).await?;
+    let allowed = readable(&state, id, reader.as_ref()).await?;
     let members = state.store.boards().members(id).await?;
     let role = visible_role(&allowed, reader.is_some());
     let mut body = view(allowed.board, role);
@@ -195,8 +204,7 @@ async fn list_members(
     Reader(reader): Reader,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let open = state.auth.open_writes;
-    authorize(&state.store, id, reader.as_ref(), open, Need::Read).await?;
+    readable(&state, id, reader.as_ref()).await?;
     Ok(axum::Json(state.store.boards().members(id).await?).into_response())
 }
 
@@ -315,8 +323,7 @@ async fn list_tasks(
     Path(id): Path<i64>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let open = state.auth.open_writes;
-    authorize(&state.store, id, reader.as_ref(), open, Need::Read).await?;
+    readable(&state, id, reader.as_ref()).await?;
     let path = format!("/boards/{id}/tasks");
     crate::rest::list_page(&state, id, &path, query.as_deref()).await
 }

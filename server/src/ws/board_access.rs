@@ -17,11 +17,14 @@ use std::sync::Mutex;
 
 use app::protocol::{topic_board, Event, Payload, Visibility};
 
+/// Every `/ws/v1` connection holds one for as long as it is open, and most
+/// never read a board: the sets are allocated on the first board
+/// subscription, so the others pay two words and a flag.
 #[derive(Debug, Default)]
 pub struct BoardAccess {
     /// Set once the connection subscribes to any board's topic.
     watching: AtomicBool,
-    topics: Mutex<Topics>,
+    topics: Mutex<Option<Box<Topics>>>,
 }
 
 #[derive(Debug, Default)]
@@ -33,14 +36,15 @@ struct Topics {
 }
 
 impl BoardAccess {
-    fn topics(&self) -> std::sync::MutexGuard<'_, Topics> {
+    fn topics(&self) -> std::sync::MutexGuard<'_, Option<Box<Topics>>> {
         self.topics.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A board topic was subscribed to, as a member or not.
     pub fn subscribed(&self, topic: &str, as_member: bool) {
         self.watching.store(true, Ordering::Relaxed);
-        let mut t = self.topics();
+        let mut guard = self.topics();
+        let t = guard.get_or_insert_with(Box::default);
         t.ended.remove(topic);
         if as_member {
             t.visiting.remove(topic);
@@ -51,8 +55,7 @@ impl BoardAccess {
 
     /// The client left a topic.
     pub fn unsubscribed(&self, topic: &str) {
-        if self.watching.load(Ordering::Relaxed) {
-            let mut t = self.topics();
+        if let Some(t) = self.topics().as_mut() {
             t.ended.remove(topic);
             t.visiting.remove(topic);
         }
@@ -65,7 +68,10 @@ impl BoardAccess {
         if !self.watching.load(Ordering::Relaxed) || topic_board(&event.topic).is_none() {
             return true;
         }
-        let mut t = self.topics();
+        let mut guard = self.topics();
+        let Some(t) = guard.as_mut() else {
+            return true;
+        };
         if t.ended.contains(&event.topic) {
             return false;
         }
