@@ -292,7 +292,12 @@ async fn session(
             ServerMessage::Subscribed { id, recovered, .. } if *id == ids.tasks => {
                 live = true;
                 page.dispatch.run(Action::Connection(Connection::Live));
-                if resuming && !recovered {
+                // A subscription from nowhere (a board loaded over REST,
+                // whose answer carries no stream position) starts after
+                // the list was read: a change in between would be in
+                // neither, so the list is read again, now that every later
+                // change arrives here.
+                if !resuming || !recovered {
                     page.reload.run(());
                 }
             }
