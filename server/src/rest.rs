@@ -301,7 +301,13 @@ async fn update_task(
 ) -> Result<Response, ApiError> {
     state.rt.ensure_up()?;
     state.rt.publishing(actor.as_ref(), addr)?;
-    let board = state.store.get(id).await?.board_id;
+    // One write to this task at a time on this instance, from reading
+    // what it was to publishing what it became: events go out in version
+    // order and the notifications compare the right "before". The same
+    // read finds the board whose role the write is checked against.
+    let _order = state.task_order.lock(id).await;
+    let before = state.store.get(id).await?;
+    let board = before.board_id;
     may_write(&state, board, actor.as_ref()).await?;
     let expected = expected_version(&headers)?;
     let title = patch
@@ -317,11 +323,6 @@ async fn update_task(
         Some(name) => Some(checked_assignee(&state, board, actor.as_ref(), name).await?),
         None => None,
     };
-    // One write to this task at a time on this instance, from reading
-    // what it was to publishing what it became: events go out in version
-    // order and the notifications compare the right "before".
-    let _order = state.task_order.lock(id).await;
-    let before = state.store.get(id).await?;
     let change = Change {
         title,
         description: patch.description,
