@@ -6,6 +6,7 @@
 //! topics and task events are refused; a chat message names the caller),
 //! and the event reaches every subscriber on every instance.
 
+use crate::boards::Subscriber;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -77,7 +78,7 @@ async fn presence(
         ));
     }
     // Who is looking at a board is the board's business: its readers only.
-    crate::boards::may_subscribe(&state.store, &topic, Some(&user))
+    crate::boards::may_subscribe(&state.store, &topic, Subscriber::Account(&user))
         .await
         .map_err(crate::boards::refused)?;
     let listing = state.rt.presence.list(&topic).await.map_err(|e| {

@@ -86,6 +86,16 @@ pub struct Allowed {
     pub membership: Option<Role>,
 }
 
+impl Allowed {
+    /// The role the API shows the caller: its membership, or on the shared
+    /// board what everyone acts with there. A non-member reading a public
+    /// board gets `None`: it is not a viewer in the members list.
+    pub fn shown_role(&self) -> Option<Role> {
+        self.membership
+            .or((self.board.visibility == Visibility::Open).then_some(self.role))
+    }
+}
+
 /// Looks the board up and checks that `user` may do `need` on it: 404 for
 /// a board that does not exist, 401 or 403 for a refusal.
 pub async fn authorize(
@@ -113,7 +123,35 @@ pub async fn authorize(
     })
 }
 
-/// Whether `user` may subscribe to `topic`, for the topics of boards
+/// Who asks to subscribe to a board's topic.
+#[derive(Clone, Copy, Debug)]
+pub enum Subscriber<'a> {
+    /// A signed-in account.
+    Account(&'a AuthUser),
+    /// Nobody signed in, on an endpoint that takes a token: signing in is
+    /// the answer to a private board (401).
+    Anonymous,
+    /// An endpoint that takes no token at all: signing in would not help,
+    /// so a private board is refused outright (403) and the refusal says
+    /// where it is served.
+    Tokenless,
+}
+
+impl<'a> Subscriber<'a> {
+    /// A signed-in account, or nobody on an endpoint that takes tokens.
+    pub fn from(user: Option<&'a AuthUser>) -> Self {
+        user.map_or(Subscriber::Anonymous, Subscriber::Account)
+    }
+
+    fn user(self) -> Option<&'a AuthUser> {
+        match self {
+            Subscriber::Account(user) => Some(user),
+            Subscriber::Anonymous | Subscriber::Tokenless => None,
+        }
+    }
+}
+
+/// Whether `who` may subscribe to `topic`, for the topics of boards
 /// (`board:<id>`): `Some(as_member)` if so, `None` for every other topic,
 /// which passes here and is judged by [`crate::topics::may_read`]. A board
 /// that does not exist is refused as one the caller may not read, so
@@ -121,7 +159,7 @@ pub async fn authorize(
 pub async fn may_subscribe(
     store: &TaskStore,
     topic: &str,
-    user: Option<&AuthUser>,
+    who: Subscriber<'_>,
 ) -> Result<Option<bool>, Refusal> {
     let Some(id) = topic_board(topic) else {
         return Ok(None);
@@ -132,6 +170,7 @@ pub async fn may_subscribe(
             "board topics are board:<id> for a board other than the shared one, whose topic is tasks",
         ));
     };
+    let user = who.user();
     let name = user.map(|u| u.username.as_str());
     let found = match store.boards().access(id, name).await {
         Ok(found) => found,
@@ -147,13 +186,17 @@ pub async fn may_subscribe(
         Some((board, m)) => (acting_role(&board, m, user.is_some(), false), m.is_some()),
         None => (None, false),
     };
-    match (role, user) {
+    match (role, who) {
         (Some(_), _) => Ok(Some(as_member)),
-        (None, None) => Err((
+        (None, Subscriber::Anonymous) => Err((
             ErrorCode::Unauthorized,
             "this board is private: sign in as one of its members",
         )),
-        (None, Some(_)) => Err((
+        (None, Subscriber::Tokenless) => Err((
+            ErrorCode::Forbidden,
+            "private boards are served on /ws/v1, to their members",
+        )),
+        (None, Subscriber::Account(_)) => Err((
             ErrorCode::Forbidden,
             "no such board, or you are not a member of it",
         )),

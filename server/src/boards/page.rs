@@ -61,7 +61,7 @@ async fn load(
         .members(id)
         .await
         .map_err(|e| failure(e.into()))?;
-    let role = super::routes::visible_role(&allowed, false);
+    let role = allowed.shown_role();
     let topic = board_topic(id);
     Ok(Snapshot {
         board: Some(BoardView {

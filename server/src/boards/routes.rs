@@ -127,22 +127,10 @@ async fn get_board(
 ) -> Result<Response, ApiError> {
     let allowed = readable(&state, id, reader.as_ref()).await?;
     let members = state.store.boards().members(id).await?;
-    let role = visible_role(&allowed, reader.is_some());
+    let role = allowed.shown_role();
     let mut body = view(allowed.board, role);
     body.members = Some(members);
     Ok(axum::Json(body).into_response())
-}
-
-/// The role to show the caller: its membership, or what the board grants
-/// it without one (`None` for a non-member reading a public board, who
-/// is not a viewer in the members list).
-pub(crate) fn visible_role(allowed: &Allowed, signed_in: bool) -> Option<Role> {
-    match (allowed.membership, allowed.board.visibility) {
-        (Some(role), _) => Some(role),
-        (None, Visibility::Open) if signed_in || allowed.role.writes() => Some(allowed.role),
-        (None, Visibility::Open) => Some(Role::Viewer),
-        (None, _) => None,
-    }
 }
 
 /// `PATCH /boards/{id}`: rename, or make public or private (owner only).

@@ -540,16 +540,8 @@ pub async fn notifications_handler(
         return ApiError::Forbidden(why.into()).into_response();
     }
     // A board's topic is readable here only when the board is public.
-    // This endpoint takes no token, so a private board is refused outright
-    // (403, as for personal topics), not answered "sign in".
-    if let Err((code, why)) = crate::boards::may_subscribe(&state.store, &topic, None).await {
-        let refusal = match code {
-            app::protocol::ErrorCode::Unauthorized => (
-                app::protocol::ErrorCode::Forbidden,
-                "private boards are served on /ws/v1, to their members",
-            ),
-            _ => (code, why),
-        };
+    let tokenless = crate::boards::Subscriber::Tokenless;
+    if let Err(refusal) = crate::boards::may_subscribe(&state.store, &topic, tokenless).await {
         return crate::boards::refused(refusal).into_response();
     }
     spawn_session(&state, upgrade, notify::Notifications::new(topic))

@@ -45,7 +45,7 @@ pub struct Typed {
     pub boards: super::board_access::BoardAccess,
 }
 
-use crate::boards::may_subscribe;
+use crate::boards::{may_subscribe, Subscriber};
 use crate::topics::{may_publish, may_read, Refusal};
 
 fn reply(ctx: &mut Ctx, msg: &ServerMessage) {
@@ -205,7 +205,7 @@ impl Handler for Typed {
                     return Flow::Continue;
                 }
                 let user = self.user.as_ref();
-                let board = match may_subscribe(&self.store, &topic, user).await {
+                let board = match may_subscribe(&self.store, &topic, Subscriber::from(user)).await {
                     Ok(board) => board,
                     Err(refusal) => {
                         refuse(ctx, id, refusal);
