@@ -89,6 +89,8 @@ pub struct Page {
     pub dispatch: Dispatch,
     /// Reloads the task list after an unrecoverable gap.
     pub reload: Callback<()>,
+    /// Reads the board (name, role, members) again, without its tasks.
+    pub refresh_board: Callback<()>,
     pub auth: Auth,
     /// Signs out with the reason to show.
     pub expired: Callback<String>,
@@ -306,19 +308,26 @@ async fn session(
             ServerMessage::Resync { topic: t, .. } if t == topic => {
                 page.reload.run(());
             }
-            // The board itself changed (renamed, shared, members, deleted):
-            // load it again, which also shows a reader who lost access why.
+            // The board is gone: load the page again, which says so.
+            ServerMessage::Event(event)
+                if event.topic == topic
+                    && matches!(event.payload, Payload::BoardDeleted { .. }) =>
+            {
+                page.reload.run(());
+            }
+            // The board itself changed (renamed, shared, members): read it
+            // again, without its tasks; a reader who lost access gets the
+            // whole page loaded again, which says why.
             ServerMessage::Event(event)
                 if event.topic == topic
                     && matches!(
                         event.payload,
                         Payload::BoardUpdated { .. }
-                            | Payload::BoardDeleted { .. }
                             | Payload::MemberSet { .. }
                             | Payload::MemberRemoved { .. }
                     ) =>
             {
-                page.reload.run(());
+                page.refresh_board.run(());
             }
             ServerMessage::Error { id: Some(id), .. } if *id == ids.tasks => {
                 page.dispatch.run(Action::Server(msg.clone()));

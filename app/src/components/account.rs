@@ -6,7 +6,7 @@
 
 use leptos::prelude::*;
 
-use super::Dispatch;
+use super::{Dispatch, FormError};
 use crate::auth::Auth;
 #[cfg(feature = "hydrate")]
 use crate::{board::Action, protocol::Level};
@@ -140,11 +140,7 @@ fn SignInForm(auth: Auth, dispatch: Dispatch, hydrated: ReadSignal<bool>) -> imp
                     }}
                 </button>
             </fieldset>
-            <Show when=move || error.get().is_some()>
-                <p class="signin-error" role="alert" data-testid="signin-error">
-                    {move || error.get().unwrap_or_default()}
-                </p>
-            </Show>
+            <FormError error testid="signin-error" class="signin-error"/>
         </form>
     }
 }

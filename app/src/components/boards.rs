@@ -8,7 +8,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use super::{BoardPage, Dispatch, NotFound, TopBar};
+use super::{BoardPage, Dispatch, FormError, NotFound, TopBar};
 use crate::api::board_page;
 use crate::auth::Auth;
 use crate::board::{Action, Board};
@@ -92,9 +92,7 @@ pub fn BoardsPage() -> impl IntoView {
                     <Show when=move || !auth.signed_in()>
                         <p class="hint">"Sign in to see the boards you belong to and to start one."</p>
                     </Show>
-                    <Show when=move || error.get().is_some()>
-                        <p class="form-error" role="alert">{move || error.get().unwrap_or_default()}</p>
-                    </Show>
+                    <FormError error testid="boards-error"/>
                 </section>
             </main>
             <super::toasts::Toasts board=toasts dispatch/>
@@ -202,11 +200,7 @@ fn NewBoardForm(auth: Auth, dispatch: Dispatch) -> impl IntoView {
                     {move || if pending.get() { "Creating…" } else { "Create board" }}
                 </button>
             </fieldset>
-            <Show when=move || error.get().is_some()>
-                <p class="form-error" role="alert" data-testid="board-form-error">
-                    {move || error.get().unwrap_or_default()}
-                </p>
-            </Show>
+            <FormError error testid="board-form-error"/>
         </form>
     }
 }

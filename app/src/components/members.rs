@@ -6,7 +6,7 @@
 
 use leptos::prelude::*;
 
-use super::{Dispatch, Here};
+use super::{Dispatch, FormError, Here};
 use crate::auth::Auth;
 use crate::protocol::{BoardView, Role, Visibility, USERNAME_MAX};
 #[cfg(feature = "hydrate")]
@@ -22,7 +22,7 @@ pub fn MembersPanel(
     view_of: Signal<Option<BoardView>>,
     auth: Auth,
     dispatch: Dispatch,
-    /// Loads the board again after a change made here.
+    /// Reads the board again after a change made here.
     reload: Callback<()>,
 ) -> impl IntoView {
     let is_owner = move || view_of.with(|v| v.as_ref().and_then(|v| v.role) == Some(Role::Owner));
@@ -261,11 +261,7 @@ pub fn MembersPanel(
                     "Leave board"
                 </button>
             </Show>
-            <Show when=move || error.get().is_some()>
-                <p class="form-error" role="alert" data-testid="members-error">
-                    {move || error.get().unwrap_or_default()}
-                </p>
-            </Show>
+            <FormError error testid="members-error"/>
         </section>
     }
     // Erased: without it the page's view type nests too deep for rustc

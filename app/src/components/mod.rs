@@ -13,7 +13,7 @@ use leptos::prelude::*;
 use crate::api::load_board;
 use crate::auth::Auth;
 use crate::board::{Action, Board, Connection};
-use crate::protocol::{Role, DEFAULT_BOARD};
+use crate::protocol::{BoardView, Role, DEFAULT_BOARD};
 #[cfg(feature = "hydrate")]
 use crate::{auth::Failure, protocol::Level};
 use account::AccountArea;
@@ -168,11 +168,33 @@ pub fn BoardPage(id: i64) -> impl IntoView {
     // members panel and the write controls. Read inside a `Transition`
     // wherever the server must render it (the title, the members), so the
     // page waits for it.
+    // A change of the board alone (renamed, shared, a member invited or
+    // removed) is read again on its own, without the board's tasks; that
+    // answer stands in for the snapshot's until the snapshot loads again.
+    let fresh = RwSignal::new(None::<BoardView>);
     let view_of = Signal::derive(move || {
-        tasks
-            .get()
-            .and_then(Result::ok)
-            .and_then(|snapshot| snapshot.board)
+        fresh.get().or_else(|| {
+            tasks
+                .get()
+                .and_then(Result::ok)
+                .and_then(|snapshot| snapshot.board)
+        })
+    });
+    Effect::new(move |_| {
+        tasks.track();
+        fresh.set(None);
+    });
+    // Reads the board again; when that is refused (the reader lost access,
+    // the board is gone) the whole page loads again to show why.
+    let refresh_board = Callback::new(move |()| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let token = auth.session_untracked().map(|s| s.token);
+            match crate::api::get_board(id, token.as_deref()).await {
+                Ok(view) => fresh.set(Some(view)),
+                Err(_) => tasks.refetch(),
+            }
+        });
     });
     let loaded = Signal::derive(move || view_of.with(Option::is_some));
     let can_write = Signal::derive(move || {
@@ -211,6 +233,7 @@ pub fn BoardPage(id: i64) -> impl IntoView {
             board_id: id,
             dispatch,
             reload: Callback::new(move |()| tasks.refetch()),
+            refresh_board,
             auth,
             expired,
         };
@@ -244,7 +267,7 @@ pub fn BoardPage(id: i64) -> impl IntoView {
                                     view_of
                                     auth
                                     dispatch
-                                    reload=Callback::new(move |()| tasks.refetch())
+                                    reload=refresh_board
                                 />
                             </Show>
                         </Show>
@@ -368,5 +391,23 @@ pub fn NotFound() -> impl IntoView {
             <p>"There is nothing at this address."</p>
             <a href="/">"Back to the board"</a>
         </main>
+    }
+}
+
+/// The message under a form when its last attempt failed, announced to
+/// screen readers as it appears (`role="alert"`). Every form shows its
+/// errors through this, so they look and read alike.
+#[component]
+pub fn FormError(
+    error: RwSignal<Option<String>>,
+    testid: &'static str,
+    #[prop(default = "form-error")] class: &'static str,
+) -> impl IntoView {
+    view! {
+        <Show when=move || error.with(Option::is_some)>
+            <p class=class role="alert" data-testid=testid>
+                {move || error.get().unwrap_or_default()}
+            </p>
+        </Show>
     }
 }

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use super::{Dispatch, Here, SIGN_IN_HINT};
+use super::{Dispatch, FormError, Here, SIGN_IN_HINT};
 use crate::auth::Auth;
 use crate::protocol::{TaskStatus, DESCRIPTION_MAX_CHARS, TITLE_MAX_CHARS, USERNAME_MAX};
 #[cfg(feature = "hydrate")]
@@ -145,11 +145,7 @@ pub fn NewTaskForm(dispatch: Dispatch, auth: Auth, here: Here) -> impl IntoView 
                     {move || if pending.get() { "Adding…" } else { "Add task" }}
                 </button>
             </fieldset>
-            <Show when=move || error.get().is_some()>
-                <p class="form-error" role="alert" data-testid="form-error">
-                    {move || error.get().unwrap_or_default()}
-                </p>
-            </Show>
+            <FormError error testid="form-error"/>
         </form>
         </Show>
     }
