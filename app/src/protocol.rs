@@ -11,7 +11,7 @@
 //! asked for at that moment). Decoding happens once, at the socket boundary;
 //! everything past it matches on these types.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 mod boards;
@@ -92,6 +92,15 @@ pub struct Task {
     /// `/tasks`, and for clients that predate boards).
     #[serde(default = "default_board")]
     pub board_id: i64,
+    /// Where the task stands in its column: columns list their tasks by
+    /// `position`, then by id. Set by the server when a task is created
+    /// (at the end of its column) or placed (`TaskPatch::after`); only
+    /// the order matters, the numbers have gaps and may be renumbered.
+    #[serde(default)]
+    pub position: i64,
+    /// The day the task is due, if it has one (`YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<NaiveDate>,
 }
 
 fn default_board() -> i64 {
@@ -112,6 +121,9 @@ pub struct NewTask {
     /// Username to assign the task to; must be a registered user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
+    /// The day the task is due (`YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<NaiveDate>,
     #[serde(default, skip_serializing)]
     pub id: Option<serde_json::Value>,
     #[serde(default, skip_serializing)]
@@ -135,6 +147,23 @@ pub struct TaskPatch {
         deserialize_with = "present"
     )]
     pub assignee: Option<Option<String>>,
+    /// Absent: unchanged; `null`: no due date; a day (`YYYY-MM-DD`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub due: Option<Option<NaiveDate>>,
+    /// Places the task in its column (the one `status` names, if given):
+    /// directly after the task with this id, or first when `null`. Absent:
+    /// a task that changes column goes to the end of the new one, and one
+    /// that stays keeps its place.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub after: Option<Option<i64>>,
 }
 
 /// Deserialises a field that is present (possibly `null`) as `Some`, so an
@@ -156,6 +185,21 @@ pub enum TaskFieldError {
     TitleTooLong,
     #[error("description must be at most {DESCRIPTION_MAX_CHARS} characters")]
     DescriptionTooLong,
+    #[error("due date must be a day between {DUE_YEARS_MIN} and {DUE_YEARS_MAX}")]
+    DueOutOfRange,
+}
+
+/// The years a due date may fall in: anything else is a typing mistake.
+pub const DUE_YEARS_MIN: i32 = 1970;
+pub const DUE_YEARS_MAX: i32 = 9999;
+
+/// Checks a due date's year.
+pub fn validate_due(due: NaiveDate) -> Result<NaiveDate, TaskFieldError> {
+    if (DUE_YEARS_MIN..=DUE_YEARS_MAX).contains(&due.year()) {
+        Ok(due)
+    } else {
+        Err(TaskFieldError::DueOutOfRange)
+    }
 }
 
 /// Trims and checks a title; returns the text to store.

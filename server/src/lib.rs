@@ -16,6 +16,7 @@ pub mod error;
 pub mod hub;
 pub mod metrics;
 pub mod notices;
+pub mod placement;
 pub mod presence;
 pub mod publish;
 pub mod pubsub;

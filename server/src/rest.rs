@@ -20,13 +20,15 @@ use axum::routing::get;
 use axum::Router;
 
 use app::protocol::{
-    validate_description, validate_title, NewTask, Task, TaskPatch, TaskStatus, DEFAULT_BOARD,
+    validate_description, validate_due, validate_title, NewTask, Task, TaskPatch, TaskStatus,
+    DEFAULT_BOARD,
 };
 
 use crate::auth::{AuthUser, Reader, Writer};
 use crate::boards::{authorize, Need};
 use crate::client_addr::PeerAddr;
 use crate::error::{ApiError, Json, Path};
+use crate::placement::{self, Placement};
 use crate::state::AppState;
 use crate::store::{Change, Draft, StoreError};
 
@@ -269,8 +271,10 @@ pub(crate) async fn create_on(
     let title = validate_title(&body.title).map_err(validation)?;
     let description = body.description.unwrap_or_default();
     validate_description(&description).map_err(validation)?;
+    let due = body.due.map(validate_due).transpose().map_err(validation)?;
     let assignee = checked_assignee(state, board, actor.as_ref(), body.assignee).await?;
     let draft = Draft {
+        due,
         title,
         description,
         status: body.status.unwrap_or(TaskStatus::Todo),
@@ -319,8 +323,19 @@ async fn update_task(
     if let Some(d) = &patch.description {
         validate_description(d).map_err(validation)?;
     }
+    let due = match patch.due {
+        Some(Some(day)) => Some(Some(validate_due(day).map_err(validation)?)),
+        other => other,
+    };
     let assignee = match patch.assignee {
         Some(name) => Some(checked_assignee(&state, board, actor.as_ref(), name).await?),
+        None => None,
+    };
+    let position = match Placement::of(patch.after, &before, patch.status) {
+        Some(placement) => {
+            let status = patch.status.unwrap_or(before.status);
+            Some(placement::position(&state, &before, status, placement).await?)
+        }
         None => None,
     };
     let change = Change {
@@ -328,6 +343,8 @@ async fn update_task(
         description: patch.description,
         status: patch.status,
         assignee,
+        due,
+        position,
     };
     let task = state
         .store
@@ -503,6 +520,8 @@ mod tests {
             created_by: None,
             assignee: assignee.map(Into::into),
             board_id: DEFAULT_BOARD,
+            position: 0,
+            due: None,
         }
     }
 

@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use app::protocol::Task;
 
-use super::{task_from_row, Draft, StoreError, COLUMNS};
+use super::{order::GAP, task_from_row, Draft, StoreError, COLUMNS};
 
-/// Most creations written by one statement (6 parameters each, far below
+/// Most creations written by one statement (8 parameters each, far below
 /// SQLite's and PostgreSQL's limits on parameters).
 const MAX_BATCH: usize = 64;
 /// Creations that may wait for the writer; more wait to enqueue.
@@ -90,26 +90,26 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Pending>) {
 /// `VALUES`, so sorting what `RETURNING` gives by id restores that order
 /// whatever order the database returns them in.
 async fn insert(pool: &AnyPool, drafts: &[(&Draft, &str)]) -> Result<Vec<Task>, StoreError> {
+    // Each task goes to the end of its column. Rows of one statement all
+    // read the column as it was before it, so tasks created together in
+    // one column share a position and keep their id order.
     let rows: Vec<String> = (0..drafts.len())
         .map(|i| {
-            let p = i * 7;
+            let p = i * 8;
+            let (title, description, status, now) = (p + 1, p + 2, p + 3, p + 4);
+            let (created_by, assignee, board, due) = (p + 5, p + 6, p + 7, p + 8);
             format!(
-                "(${}, ${}, ${}, ${}, ${}, 1, ${}, ${}, ${})",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 4,
-                p + 5,
-                p + 6,
-                p + 7
+                "(${title}, ${description}, ${status}, ${now}, ${now}, 1, ${created_by}, \
+                 ${assignee}, ${board}, ${due}, \
+                 (SELECT COALESCE(MAX(sort_order), 0) + {GAP} FROM tasks \
+                  WHERE board_id = ${board} AND status = ${status}))"
             )
         })
         .collect();
     let sql = format!(
         "INSERT INTO tasks \
          (title, description, status, created_at, updated_at, version, created_by, assignee, \
-          board_id) \
+          board_id, due_on, sort_order) \
          VALUES {} RETURNING {COLUMNS}",
         rows.join(", ")
     );
@@ -122,7 +122,8 @@ async fn insert(pool: &AnyPool, drafts: &[(&Draft, &str)]) -> Result<Vec<Task>, 
             .bind(now.to_string())
             .bind(draft.created_by.clone())
             .bind(draft.assignee.clone())
-            .bind(draft.board_id);
+            .bind(draft.board_id)
+            .bind(draft.due.map(|d| d.to_string()));
     }
     let rows = query.fetch_all(pool).await?;
     let mut tasks = rows
@@ -162,6 +163,8 @@ mod tests {
                 created_by: (i % 2 == 0).then(|| format!("c{i}")),
                 assignee: (i % 3 == 0).then(|| format!("a{i}")),
                 board_id: 1 + (i % 2) as i64,
+                due: (i % 4 == 0)
+                    .then(|| chrono::NaiveDate::from_ymd_opt(2027, 1, 1 + i as u32 % 28).unwrap()),
             })
             .collect();
         let now = now_text();
@@ -187,8 +190,12 @@ mod tests {
                     1,
                 )
             );
+            assert_eq!((task.due, task.board_id), (draft.due, draft.board_id));
             let stamp = parse_ts(&now).unwrap();
             assert_eq!((task.created_at, task.updated_at), (stamp, stamp));
+            // The column was empty: a batch's tasks share the first place
+            // in their column and keep their id order.
+            assert_eq!(task.position, super::GAP);
         }
         assert!(tasks.windows(2).all(|w| w[0].id < w[1].id));
         assert_eq!(store.list().await.unwrap(), tasks);

@@ -12,7 +12,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
@@ -21,6 +21,7 @@ use app::protocol::{Task, TaskStatus};
 mod boards;
 mod creates;
 mod history;
+pub mod order;
 mod sessions;
 mod users;
 pub use boards::{BoardStore, Owned};
@@ -100,6 +101,7 @@ pub struct Draft {
     pub created_by: Option<String>,
     pub assignee: Option<String>,
     pub board_id: i64,
+    pub due: Option<NaiveDate>,
 }
 
 /// A partial change; `None` leaves a field as it is.
@@ -110,6 +112,10 @@ pub struct Change {
     pub status: Option<TaskStatus>,
     /// `Some(None)` clears the assignee.
     pub assignee: Option<Option<String>>,
+    /// `Some(None)` clears the due date.
+    pub due: Option<Option<NaiveDate>>,
+    /// A new place in the task's (new) column (see `order`).
+    pub position: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,7 +134,7 @@ pub struct TaskStore {
 }
 
 const COLUMNS: &str = "id, title, description, status, created_at, updated_at, version, \
-     created_by, assignee, board_id";
+     created_by, assignee, board_id, sort_order, due_on";
 
 fn now_text() -> String {
     format_ts(Utc::now())
@@ -158,6 +164,14 @@ fn task_from_row(row: &AnyRow) -> Result<Task, StoreError> {
         created_by: row.try_get("created_by")?,
         assignee: row.try_get("assignee")?,
         board_id: row.try_get("board_id")?,
+        position: row.try_get("sort_order")?,
+        due: row
+            .try_get::<Option<String>, _>("due_on")?
+            .map(|text| {
+                text.parse::<NaiveDate>()
+                    .map_err(|e| StoreError::Corrupt(format!("due date {text:?}: {e}")))
+            })
+            .transpose()?,
     })
 }
 
@@ -296,7 +310,9 @@ impl TaskStore {
             "UPDATE tasks SET title = COALESCE($1, title), \
              description = COALESCE($2, description), status = COALESCE($3, status), \
              updated_at = $4, version = version + 1, \
-             assignee = CASE WHEN CAST($7 AS BIGINT) = 1 THEN $8 ELSE assignee END \
+             assignee = CASE WHEN CAST($7 AS BIGINT) = 1 THEN $8 ELSE assignee END, \
+             due_on = CASE WHEN CAST($9 AS BIGINT) = 1 THEN $10 ELSE due_on END, \
+             sort_order = COALESCE(CAST($11 AS BIGINT), sort_order) \
              WHERE id = $5 AND (CAST($6 AS BIGINT) IS NULL OR version = CAST($6 AS BIGINT)) \
              RETURNING {COLUMNS}"
         ))
@@ -308,6 +324,9 @@ impl TaskStore {
         .bind(expected)
         .bind(i64::from(change.assignee.is_some()))
         .bind(change.assignee.flatten())
+        .bind(i64::from(change.due.is_some()))
+        .bind(change.due.flatten().map(|d| d.to_string()))
+        .bind(change.position)
         .fetch_optional(&self.pool)
         .await?;
         self.conditional_result(id, row).await
@@ -455,6 +474,7 @@ pub(crate) mod testing {
             created_by: Some("ann".into()),
             assignee: None,
             board_id: app::protocol::DEFAULT_BOARD,
+            due: None,
         }
     }
 

@@ -194,6 +194,7 @@ mod tests {
             created_by: Some("ann".into()),
             assignee: Some("ann".into()),
             board_id: app::protocol::DEFAULT_BOARD,
+            due: None,
         };
         let task = store.create(draft).await.unwrap();
         let cleared = users
