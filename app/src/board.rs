@@ -234,12 +234,15 @@ impl Board {
         out.into_values().collect()
     }
 
-    /// The tasks of one column.
+    /// The tasks of one column, in their order (position, then id).
     pub fn column(&self, base: &[Task], status: TaskStatus) -> Vec<Task> {
-        self.merged(base)
+        let mut tasks: Vec<Task> = self
+            .merged(base)
             .into_iter()
             .filter(|t| t.status == status)
-            .collect()
+            .collect();
+        tasks.sort_by_key(|t| (t.position, t.id));
+        tasks
     }
 }
 
@@ -261,6 +264,8 @@ mod tests {
             created_by: None,
             assignee: None,
             board_id: crate::protocol::DEFAULT_BOARD,
+            position: 0,
+            due: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod board;
 mod components;
 #[cfg(feature = "hydrate")]
 mod live;
+pub mod markdown;
 pub mod protocol;
 
 use leptos::prelude::*;

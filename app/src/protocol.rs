@@ -628,6 +628,8 @@ mod tests {
             created_by: Some("ann".into()),
             assignee: None,
             board_id: DEFAULT_BOARD,
+            position: 3 * 65_536,
+            due: chrono::NaiveDate::from_ymd_opt(2026, 2, 28),
         }
     }
 

@@ -21,10 +21,18 @@ test("a card moves across the columns and can be deleted", async ({ page, reques
   await expect(board.column("done")).toContainText(title);
   await expect(board.signedInAs).toContainText(user.username);
 
+  // Deleting asks first, hides the card at once and sends the deletion
+  // when the few seconds to undo it are over.
   await board.card(title).getByTestId("delete-task").click();
+  await board.card(title).getByTestId("confirm-delete").click();
   await expect(board.card(title)).toHaveCount(0);
-  const list = await (await request.get("/tasks")).json();
-  expect(list.map((t: { title: string }) => t.title)).not.toContain(title);
+  await expect(page.getByTestId("undo-delete")).toContainText(title);
+  await expect
+    .poll(async () => (await (await request.get("/tasks")).json()).map((t: { title: string }) => t.title), {
+      timeout: 10_000,
+    })
+    .not.toContain(title);
+  await expect(page.getByTestId("undo-delete")).toHaveCount(0);
 });
 
 test("signed out, the cards cannot be changed", async ({ page, request }) => {

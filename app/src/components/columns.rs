@@ -1,18 +1,50 @@
-//! The three status columns and their cards.
+//! The three status columns and the order of their cards.
+//!
+//! Cards are keyed by id, so a card that moves or changes keeps its DOM
+//! node (and the focus of a keyboard user, and an edit in progress); each
+//! card reads its task from one map of the board's tasks.
+
+use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 
-use super::{Dispatch, Here, SIGN_IN_HINT};
+use super::card::{Deleting, TaskCard};
+use super::{Dispatch, Here};
 use crate::auth::Auth;
 use crate::board::Board;
 use crate::protocol::{Task, TaskStatus};
-#[cfg(feature = "hydrate")]
-use crate::{
-    board::Action,
-    protocol::{Level, TaskPatch},
-};
 
-/// One column per status, each listing its tasks in id order.
+/// What the cards of a board share: the tasks by id, the cards whose
+/// deletion waits for its undo window, and the card being dragged.
+#[derive(Clone, Copy)]
+pub struct Deck {
+    pub tasks: Memo<BTreeMap<i64, Task>>,
+    pub deleting: Deleting,
+    pub dragging: RwSignal<Option<i64>>,
+}
+
+impl Deck {
+    /// One column's cards in their order, without those being deleted.
+    pub fn column(&self, status: TaskStatus) -> Vec<Task> {
+        let hidden = self.deleting.hidden();
+        let mut cards: Vec<Task> = self.tasks.with(|tasks| {
+            tasks
+                .values()
+                .filter(|t| t.status == status && !hidden.contains(&t.id))
+                .cloned()
+                .collect()
+        });
+        cards.sort_by_key(|t| (t.position, t.id));
+        cards
+    }
+
+    /// The ids of a column in order, read without subscribing.
+    pub fn order_untracked(&self, status: TaskStatus) -> Vec<i64> {
+        untrack(|| self.column(status).iter().map(|t| t.id).collect())
+    }
+}
+
+/// One column per status, each listing its cards in their order.
 #[component]
 pub fn Columns(
     base: Vec<Task>,
@@ -22,21 +54,52 @@ pub fn Columns(
     here: Here,
 ) -> impl IntoView {
     let base = StoredValue::new(base);
-    TaskStatus::ALL
+    let tasks = Memo::new(move |_| {
+        base.with_value(|b| board.with(|bd| bd.merged(b)))
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect::<BTreeMap<_, _>>()
+    });
+    let deck = Deck {
+        tasks,
+        deleting: Deleting::new(),
+        dragging: RwSignal::new(None),
+    };
+    let columns = TaskStatus::ALL
         .into_iter()
         .map(|status| {
-            let tasks = move || base.with_value(|b| board.with(|bd| bd.column(b, status)));
-            let count = move || tasks().len();
+            let cards = move || deck.column(status);
+            let count = move || cards().len();
+            let drop_here = move |ev: leptos::ev::DragEvent| {
+                // Dropped on the column, not on a card: to its end.
+                ev.prevent_default();
+                #[cfg(feature = "hydrate")]
+                if let Some(id) = deck.dragging.get_untracked() {
+                    let order = deck.order_untracked(status);
+                    let last = order.into_iter().filter(|&o| o != id).last();
+                    super::card::place(deck, auth, dispatch, id, status, last, None);
+                }
+                deck.dragging.set(None);
+            };
             view! {
-                <div class="column" data-testid=format!("column-{}", status.as_str())>
+                <div
+                    class="column"
+                    data-testid=format!("column-{}", status.as_str())
+                    on:dragover=move |ev| {
+                        if deck.dragging.get_untracked().is_some() {
+                            ev.prevent_default();
+                        }
+                    }
+                    on:drop=drop_here
+                >
                     <h2 class="column-title">
                         <span class=format!("dot dot-{}", status.as_str())></span>
                         {status.label()}
                         <span class="count">{count}</span>
                     </h2>
                     <ul class="cards">
-                        <For each=tasks key=|t| (t.id, t.version) let:task>
-                            <TaskCard task dispatch auth here/>
+                        <For each=cards key=|t| t.id let:task>
+                            <TaskCard id=task.id deck dispatch auth here/>
                         </For>
                     </ul>
                     <Show when=move || count() == 0>
@@ -45,147 +108,9 @@ pub fn Columns(
                 </div>
             }
         })
-        .collect_view()
-}
-
-/// The status a card moves to with its "back" and "forward" buttons.
-fn neighbours(status: TaskStatus) -> (Option<TaskStatus>, Option<TaskStatus>) {
-    match status {
-        TaskStatus::Todo => (None, Some(TaskStatus::Doing)),
-        TaskStatus::Doing => (Some(TaskStatus::Todo), Some(TaskStatus::Done)),
-        TaskStatus::Done => (Some(TaskStatus::Doing), None),
-    }
-}
-
-/// The signed-in user's token, or a toast saying that signing in is needed.
-/// The buttons are disabled while signed out, so this is a safety net.
-#[cfg(feature = "hydrate")]
-fn token_or_hint(auth: Auth, dispatch: Dispatch) -> Option<String> {
-    let token = auth.session_untracked().map(|s| s.token);
-    if token.is_none() {
-        dispatch.run(Action::Notify(Level::Warning, SIGN_IN_HINT.into()));
-    }
-    token
-}
-
-/// Shows a failed write, unless it ended the session (which toasts itself).
-#[cfg(feature = "hydrate")]
-fn report(auth: Auth, dispatch: Dispatch, failure: crate::auth::Failure) {
-    if let Some(message) = super::write_failed(auth, dispatch, failure) {
-        dispatch.run(Action::Notify(Level::Error, message));
-    }
-}
-
-/// A card: title, description, who made it and who has it, and buttons to
-/// move or delete it (on the shared board disabled while signed out; on
-/// other boards there only for those who may use them).
-#[component]
-fn TaskCard(task: Task, dispatch: Dispatch, auth: Auth, here: Here) -> impl IntoView {
-    #[cfg(not(feature = "hydrate"))]
-    let _ = auth;
-    let (back, forward) = neighbours(task.status);
-    let id = task.id;
-    let version = task.version;
-    let move_to = move |target: TaskStatus| {
-        #[cfg(feature = "hydrate")]
-        {
-            let Some(token) = token_or_hint(auth, dispatch) else {
-                return;
-            };
-            leptos::task::spawn_local(async move {
-                let patch = TaskPatch {
-                    status: Some(target),
-                    ..TaskPatch::default()
-                };
-                match crate::api::update_task(&token, id, version, patch).await {
-                    Ok(task) => dispatch.run(Action::Upsert(task)),
-                    Err(e) => report(auth, dispatch, e),
-                }
-            });
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = (target, dispatch, version);
-    };
-    let delete = move |_| {
-        #[cfg(feature = "hydrate")]
-        {
-            let Some(token) = token_or_hint(auth, dispatch) else {
-                return;
-            };
-            leptos::task::spawn_local(async move {
-                match crate::api::delete_task(&token, id, version).await {
-                    Ok(()) => dispatch.run(Action::Removed(id)),
-                    Err(e) => report(auth, dispatch, e),
-                }
-            });
-        }
-    };
-    let signed_out = move || !here.can_write.get();
-    let hint = move || signed_out().then_some(SIGN_IN_HINT);
-    // The "← To do" / "Done →" buttons differ only in target and label.
-    let move_button = move |target: TaskStatus, testid: &'static str, label: String| {
-        view! {
-            <button
-                class="ghost"
-                data-testid=testid
-                disabled=signed_out
-                title=hint
-                on:click=move |_| move_to(target)
-            >
-                {label}
-            </button>
-        }
-    };
-    let updated = task.updated_at.format("%b %-d, %H:%M").to_string();
-    let people = (task.created_by.is_some() || task.assignee.is_some()).then(|| {
-        view! {
-            <div class="task-people">
-                {task
-                    .created_by
-                    .clone()
-                    .map(|by| view! { <span class="by" data-testid="task-created-by">{format!("by {by}")}</span> })}
-                {task
-                    .assignee
-                    .clone()
-                    .map(|to| {
-                        view! {
-                            <span class="assignee" data-testid="task-assignee" title="Assigned to">
-                                {format!("→ {to}")}
-                            </span>
-                        }
-                    })}
-            </div>
-        }
-    });
+        .collect_view();
     view! {
-        <li class="task" data-testid="task" data-task-id=id.to_string()>
-            <h3 class="task-title" data-testid="task-title">{task.title.clone()}</h3>
-            <Show when={
-                let empty = task.description.is_empty();
-                move || !empty
-            }>
-                <p class="task-description">{task.description.clone()}</p>
-            </Show>
-            {people}
-            <div class="task-meta">
-                <span title="Task id and version">{format!("#{id} · v{version}")}</span>
-                <span>{updated.clone()}</span>
-            </div>
-            <Show when=move || here.shows_controls()>
-            <div class="task-actions">
-                {back.map(|s| move_button(s, "move-back", format!("← {}", s.label())))}
-                {forward.map(|s| move_button(s, "move-forward", format!("{} →", s.label())))}
-                <button
-                    class="ghost danger"
-                    data-testid="delete-task"
-                    disabled=signed_out
-                    title=hint
-                    on:click=delete
-                >
-                    "Delete"
-                </button>
-            </div>
-            </Show>
-        </li>
+        {columns}
+        <super::card::UndoBar deck auth dispatch/>
     }
 }

@@ -2,6 +2,8 @@
 
 mod account;
 mod boards;
+mod card;
+mod card_edit;
 mod columns;
 mod members;
 mod older;

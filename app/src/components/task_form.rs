@@ -8,7 +8,7 @@ use crate::protocol::{TaskStatus, DESCRIPTION_MAX_CHARS, TITLE_MAX_CHARS, USERNA
 #[cfg(feature = "hydrate")]
 use crate::{
     board::Action,
-    protocol::{validate_title, validate_username, NewTask},
+    protocol::{validate_due, validate_title, validate_username, NewTask},
 };
 
 /// Creates a task over REST without reloading the page. The new card is
@@ -25,6 +25,7 @@ pub fn NewTaskForm(dispatch: Dispatch, auth: Auth, here: Here) -> impl IntoView 
     let description = RwSignal::new(String::new());
     let status = RwSignal::new(TaskStatus::Todo.as_str().to_owned());
     let assignee = RwSignal::new(String::new());
+    let due = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
 
@@ -46,11 +47,28 @@ pub fn NewTaskForm(dispatch: Dispatch, auth: Auth, here: Here) -> impl IntoView 
                     return;
                 }
             }
+            let day = match due.get_untracked().trim() {
+                "" => None,
+                day => match day
+                    .parse()
+                    .map_err(|_| None)
+                    .and_then(|d| validate_due(d).map_err(Some))
+                {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        let why =
+                            e.map_or_else(|| "due date: pick a day".to_owned(), |e| e.to_string());
+                        error.set(Some(why));
+                        return;
+                    }
+                },
+            };
             let Some(token) = auth.session_untracked().map(|s| s.token) else {
                 error.set(Some(SIGN_IN_HINT.to_owned()));
                 return;
             };
             let body = NewTask {
+                due: day,
                 title: t,
                 description: Some(description.get_untracked()),
                 status: TaskStatus::parse(&status.get_untracked()),
@@ -65,6 +83,7 @@ pub fn NewTaskForm(dispatch: Dispatch, auth: Auth, here: Here) -> impl IntoView 
                         title.set(String::new());
                         description.set(String::new());
                         assignee.set(String::new());
+                        due.set(String::new());
                         dispatch.run(Action::Created(task));
                     }
                     Err(e) => error.set(super::write_failed(auth, dispatch, e)),
@@ -73,7 +92,7 @@ pub fn NewTaskForm(dispatch: Dispatch, auth: Auth, here: Here) -> impl IntoView 
             });
         }
         #[cfg(not(feature = "hydrate"))]
-        let _ = (dispatch, description, status, assignee);
+        let _ = (dispatch, description, status, assignee, due);
     };
     let signed_out = move || !auth.signed_in();
     let reader_note = move || {
@@ -119,7 +138,7 @@ pub fn NewTaskForm(dispatch: Dispatch, auth: Auth, here: Here) -> impl IntoView 
                     data-testid="new-description"
                     rows="4"
                     maxlength=DESCRIPTION_MAX_CHARS.to_string()
-                    placeholder="Details, links, acceptance criteria…"
+                    placeholder="Details, links, a checklist… (Markdown)"
                     bind:value=description
                 ></textarea>
                 <label for="new-status">"Column"</label>
@@ -129,6 +148,8 @@ pub fn NewTaskForm(dispatch: Dispatch, auth: Auth, here: Here) -> impl IntoView 
                         .map(|s| view! { <option value=s.as_str()>{s.label()}</option> })
                         .collect_view()}
                 </select>
+                <label for="new-due">"Due " <span class="optional">"(optional)"</span></label>
+                <input id="new-due" name="due" type="date" data-testid="new-due" bind:value=due/>
                 <label for="new-assignee">"Assignee " <span class="optional">"(optional)"</span></label>
                 <input
                     id="new-assignee"
