@@ -14,7 +14,10 @@ use crate::protocol::{BoardView, StreamPosition, Task, DEFAULT_BOARD};
 #[cfg(feature = "hydrate")]
 use crate::{
     auth::{bearer, read_json, send},
-    protocol::{Board, BoardPatch, Member, MemberRole, NewBoard, NewTask, Role, TaskPatch},
+    protocol::{
+        Board, BoardPatch, Label, LabelColor, Member, MemberRole, NewBoard, NewLabel, NewTask,
+        Role, TaskPatch,
+    },
 };
 #[cfg(feature = "hydrate")]
 use gloo_net::http::{Request, RequestBuilder};
@@ -175,6 +178,32 @@ pub async fn set_member(
     let resp = send(req).await?;
     let expected = if resp.status() == 201 { 201 } else { 200 };
     read_json(resp, expected).await
+}
+
+/// `POST /boards/{id}/labels`: a new label.
+#[cfg(feature = "hydrate")]
+pub async fn create_label(
+    token: &str,
+    board: i64,
+    name: String,
+    color: LabelColor,
+) -> Result<Label, Failure> {
+    let req = bearer(Request::post(&format!("/boards/{board}/labels")), token)
+        .json(&NewLabel { name, color })
+        .map_err(local)?;
+    read_json(send(req).await?, 201).await
+}
+
+/// `DELETE /boards/{id}/labels/{label}`.
+#[cfg(feature = "hydrate")]
+pub async fn delete_label(token: &str, board: i64, label: i64) -> Result<(), Failure> {
+    let req = bearer(
+        Request::delete(&format!("/boards/{board}/labels/{label}")),
+        token,
+    )
+    .build()
+    .map_err(local)?;
+    no_content(send(req).await?).await
 }
 
 /// `DELETE /boards/{id}/members/{username}`: remove a member, or leave.

@@ -185,6 +185,8 @@ impl Board {
             Payload::MemberRemoved { username, .. } => {
                 Some(self.toast(Level::Info, format!("{username} is no longer a member")))
             }
+            // Label changes show on the cards; no toast.
+            Payload::LabelSet { .. } | Payload::LabelRemoved { .. } => None,
             Payload::MemberSet { member } => Some(self.toast(
                 Level::Info,
                 format!("{} is now a {}", member.username, member.role.as_str()),
@@ -266,6 +268,7 @@ mod tests {
             board_id: crate::protocol::DEFAULT_BOARD,
             position: 0,
             due: None,
+            labels: Vec::new(),
         }
     }
 

@@ -315,7 +315,7 @@ async fn session(
             {
                 page.reload.run(());
             }
-            // The board itself changed (renamed, shared, members): read it
+            // The board itself changed (renamed, shared, members, labels): read it
             // again, without its tasks; a reader who lost access gets the
             // whole page loaded again, which says why.
             ServerMessage::Event(event)
@@ -325,6 +325,8 @@ async fn session(
                         Payload::BoardUpdated { .. }
                             | Payload::MemberSet { .. }
                             | Payload::MemberRemoved { .. }
+                            | Payload::LabelSet { .. }
+                            | Payload::LabelRemoved { .. }
                     ) =>
             {
                 page.refresh_board.run(());

@@ -15,7 +15,9 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 mod boards;
+mod labels;
 pub use boards::*;
+pub use labels::*;
 
 /// Version of the typed WebSocket protocol, announced in [`ServerMessage::Hello`].
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -101,6 +103,9 @@ pub struct Task {
     /// The day the task is due, if it has one (`YYYY-MM-DD`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due: Option<NaiveDate>,
+    /// Ids of the board's labels on this card, in the order they were put.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<i64>,
 }
 
 fn default_board() -> i64 {
@@ -124,6 +129,9 @@ pub struct NewTask {
     /// The day the task is due (`YYYY-MM-DD`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due: Option<NaiveDate>,
+    /// Ids of labels of the task's board.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<i64>,
     #[serde(default, skip_serializing)]
     pub id: Option<serde_json::Value>,
     #[serde(default, skip_serializing)]
@@ -164,6 +172,10 @@ pub struct TaskPatch {
         deserialize_with = "present"
     )]
     pub after: Option<Option<i64>>,
+    /// Replaces the card's labels (ids of labels of its board; `[]`
+    /// takes them all off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<i64>>,
 }
 
 /// Deserialises a field that is present (possibly `null`) as `Some`, so an
@@ -463,6 +475,14 @@ pub enum Payload {
         /// The board's visibility: a public board they still read.
         visibility: Visibility,
     },
+    /// A label of the board was made or changed.
+    LabelSet {
+        label: Label,
+    },
+    /// A label of the board was deleted, and taken off its cards.
+    LabelRemoved {
+        id: i64,
+    },
 }
 
 /// A position in a topic's stream. Offsets grow by one per event; the epoch
@@ -630,6 +650,7 @@ mod tests {
             board_id: DEFAULT_BOARD,
             position: 3 * 65_536,
             due: chrono::NaiveDate::from_ymd_opt(2026, 2, 28),
+            labels: vec![4, 2],
         }
     }
 
@@ -712,6 +733,15 @@ mod tests {
                 },
             },
             Payload::BoardDeleted { id: 2 },
+            Payload::LabelSet {
+                label: Label {
+                    id: 4,
+                    board_id: 2,
+                    name: "bug".into(),
+                    color: LabelColor::Red,
+                },
+            },
+            Payload::LabelRemoved { id: 4 },
             Payload::MemberRemoved {
                 username: "bob".into(),
                 visibility: Visibility::Private,

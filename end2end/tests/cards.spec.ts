@@ -73,6 +73,18 @@ test("cards: Markdown shown safely, edited in place, reordered by keyboard and b
   await expect(b.card("First, edited")).toBeVisible({ timeout: 2_000 });
   await expect(b.card("First, edited").locator(".due")).toHaveText("Due Feb 1, 2030");
 
+  // Labels: A makes one in the labels panel and puts it on the card.
+  await a.page.getByTestId("label-name").fill("urgent");
+  await a.page.getByTestId("label-color").selectOption("red");
+  await a.page.getByTestId("add-label").click();
+  await expect(a.page.getByTestId("labels-panel").getByTestId("label")).toHaveText(["urgent"]);
+  await a.card("First, edited").getByTestId("edit-task").click();
+  await a.page.getByTestId("edit-form").getByLabel("urgent").check();
+  await a.page.getByTestId("edit-form").getByTestId("save-edit").click();
+  await expect(a.page.getByTestId("edit-form")).toHaveCount(0);
+  await expect(b.card("First, edited").getByTestId("label")).toHaveText("urgent", { timeout: 2_000 });
+  await expect(b.card("First, edited").locator(".label-red")).toHaveCount(1);
+
   // Keyboard only: focus "move down" on the first card and press Enter
   // twice; the focus stays on the card as it moves.
   const todoA = a.column("todo");

@@ -12,12 +12,12 @@ test("a picture of the signed-in board", async ({ page, request }) => {
   test.skip(!target, "set BOARD_SCREENSHOT to write the picture");
   const ann = await registerUser(request, "ann", true);
   const bob = await registerUser(request, "bob", true);
-  const tasks: [string, string, string | undefined, "todo" | "doing" | "done"][] = [
-    ["Write the release notes", "Summarise every change since 0.9 for the blog post.", bob.username, "todo"],
-    ["Load-test fan-out", "10k subscribers over two instances.", undefined, "todo"],
-    ["Review the Redis broker PR", "Check resubscribe after a connection drop.", ann.username, "doing"],
+  const tasks: [string, string, string | undefined, "todo" | "doing" | "done", string?][] = [
+    ["Write the release notes", "Summarise **every change** since 0.9 for the blog post.", bob.username, "todo", "2026-12-18"],
+    ["Load-test fan-out", "- 10k subscribers\n- two instances\n- one Redis", undefined, "todo"],
+    ["Review the Redis broker PR", "Check resubscribe after a connection drop (`resubscribe_all`).", ann.username, "doing", "2026-12-11"],
     ["Design the login page", "", bob.username, "doing"],
-    ["Set up CI", "make test on every push, under 90 minutes.", undefined, "done"],
+    ["Set up CI", "`make test` on every push, under 90 minutes.", undefined, "done"],
     ["Pick a colour palette", "", ann.username, "done"],
   ];
   const auth = { Authorization: `Bearer ${ann.token}` };
@@ -31,16 +31,32 @@ test("a picture of the signed-in board", async ({ page, request }) => {
     const resp = await request.put(`/boards/${boardId}/members/${name}`, { data: { role }, headers: auth });
     expect(resp.status()).toBe(201);
   }
-  const onBoard = async (title: string, description: string, assignee?: string) => {
+  const label = async (name: string, color: string) => {
+    const resp = await request.post(`/boards/${boardId}/labels`, { data: { name, color }, headers: auth });
+    expect(resp.status(), await resp.text()).toBe(201);
+    return (await resp.json()).id as number;
+  };
+  const labels: Record<string, number> = {
+    "Write the release notes": await label("docs", "purple"),
+    "Review the Redis broker PR": await label("backend", "blue"),
+    "Design the login page": await label("design", "pink"),
+  };
+  const onBoard = async (title: string, description: string, assignee?: string, due?: string) => {
     const resp = await request.post(`/boards/${boardId}/tasks`, {
-      data: { title, description, ...(assignee ? { assignee } : {}) },
+      data: {
+        title,
+        description,
+        ...(assignee ? { assignee } : {}),
+        ...(due ? { due } : {}),
+        ...(labels[title] ? { labels: [labels[title]] } : {}),
+      },
       headers: auth,
     });
     expect(resp.status(), await resp.text()).toBe(201);
     return resp.json();
   };
-  for (const [title, description, assignee, status] of tasks) {
-    const task = await onBoard(title, description, assignee);
+  for (const [title, description, assignee, status, due] of tasks) {
+    const task = await onBoard(title, description, assignee, due);
     if (status !== "todo") {
       const resp = await request.patch(`/tasks/${task.id}`, {
         data: { status },

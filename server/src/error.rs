@@ -35,6 +35,11 @@ pub enum ApiError {
     BoardNotFound(i64),
     #[error("{0} is not a member of this board")]
     MemberNotFound(String),
+    #[error("no label with id {0} on this board")]
+    LabelNotFound(i64),
+    /// A board already has a label of that name.
+    #[error("this board already has a label named “{0}”")]
+    LabelExists(String),
     /// A bound on how many of something an account or board may have.
     #[error("{0}")]
     LimitReached(String),
@@ -105,6 +110,8 @@ impl ApiError {
             ApiError::TaskNotFound(_) => "task_not_found",
             ApiError::BoardNotFound(_) => "board_not_found",
             ApiError::MemberNotFound(_) => "member_not_found",
+            ApiError::LabelNotFound(_) => "label_not_found",
+            ApiError::LabelExists(_) => "label_exists",
             ApiError::LimitReached(_) => "limit_reached",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -136,8 +143,9 @@ impl ApiError {
             ApiError::TaskNotFound(_)
             | ApiError::BoardNotFound(_)
             | ApiError::MemberNotFound(_)
+            | ApiError::LabelNotFound(_)
             | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
-            ApiError::LimitReached(_) => StatusCode::CONFLICT,
+            ApiError::LimitReached(_) | ApiError::LabelExists(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,

@@ -281,6 +281,7 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(rest::routes())
         .merge(boards::routes::routes())
+        .merge(boards::labels::routes())
         .merge(auth::routes::routes())
         .merge(publish::routes())
         .merge(channels::routes())

@@ -20,8 +20,8 @@ use axum::routing::get;
 use axum::Router;
 
 use app::protocol::{
-    validate_description, validate_due, validate_title, NewTask, Task, TaskPatch, TaskStatus,
-    DEFAULT_BOARD,
+    validate_description, validate_due, validate_task_labels, validate_title, NewTask, Task,
+    TaskPatch, TaskStatus, DEFAULT_BOARD,
 };
 
 use crate::auth::{AuthUser, Reader, Writer};
@@ -82,6 +82,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(id) => ApiError::TaskNotFound(id),
             StoreError::UsernameTaken => ApiError::UsernameTaken,
             StoreError::Limit(why) => ApiError::LimitReached(why),
+            StoreError::LabelExists(name) => ApiError::LabelExists(name),
             StoreError::Conflict(current) => ApiError::VersionMismatch {
                 expected: 0,
                 current,
@@ -209,6 +210,23 @@ async fn may_write(state: &AppState, board: i64, actor: Option<&AuthUser>) -> Re
     Ok(())
 }
 
+/// Checks a card's labels: distinct, at most a few, each a label of
+/// `board`. Returns them deduplicated, in the order given.
+async fn checked_labels(state: &AppState, board: i64, ids: &[i64]) -> Result<Vec<i64>, ApiError> {
+    let ids =
+        validate_task_labels(ids).map_err(|e| ApiError::Validation(format!("labels: {e}")))?;
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let missing = state.store.labels().missing(board, &ids).await?;
+    if let Some(id) = missing.first() {
+        return Err(ApiError::Validation(format!(
+            "labels: this board has no label {id}"
+        )));
+    }
+    Ok(ids)
+}
+
 /// Checks that an assignee names an account that may work on `board`:
 /// any account on the shared board, a member or the owner on the others
 /// (a viewer cannot do the work). Only signed-in writers may name one: the
@@ -272,9 +290,11 @@ pub(crate) async fn create_on(
     let description = body.description.unwrap_or_default();
     validate_description(&description).map_err(validation)?;
     let due = body.due.map(validate_due).transpose().map_err(validation)?;
+    let labels = checked_labels(state, board, &body.labels).await?;
     let assignee = checked_assignee(state, board, actor.as_ref(), body.assignee).await?;
     let draft = Draft {
         due,
+        labels,
         title,
         description,
         status: body.status.unwrap_or(TaskStatus::Todo),
@@ -331,6 +351,10 @@ async fn update_task(
         Some(name) => Some(checked_assignee(&state, board, actor.as_ref(), name).await?),
         None => None,
     };
+    let labels = match &patch.labels {
+        Some(ids) => Some(checked_labels(&state, board, ids).await?),
+        None => None,
+    };
     let position = match Placement::of(patch.after, &before, patch.status) {
         Some(placement) => {
             let status = patch.status.unwrap_or(before.status);
@@ -345,6 +369,7 @@ async fn update_task(
         assignee,
         due,
         position,
+        labels,
     };
     let task = state
         .store
@@ -522,6 +547,7 @@ mod tests {
             board_id: DEFAULT_BOARD,
             position: 0,
             due: None,
+            labels: Vec::new(),
         }
     }
 

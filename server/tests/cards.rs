@@ -211,3 +211,196 @@ async fn due_dates_are_set_cleared_and_checked() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn labels_belong_to_a_board_and_its_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let ann = authed_client(&server.signup("ann").await);
+    let bob = authed_client(&server.signup("bob").await);
+    let board: Value = ann
+        .post(server.url("/boards"))
+        .json(&json!({"name": "Labelled"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let b = board["id"].as_i64().unwrap();
+    let viewer = ann
+        .put(server.url(&format!("/boards/{b}/members/bob")))
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(viewer.status(), StatusCode::CREATED);
+    let mut ws = typed(&server.ws_url("")).await;
+    subscribe(&mut ws, 1, "tasks", None).await;
+
+    let labels = server.url(&format!("/boards/{b}/labels"));
+    let resp = ann
+        .post(&labels)
+        .json(&json!({"name": " bug ", "color": "red"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let bug: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (bug["name"].as_str(), bug["color"].as_str()),
+        (Some("bug"), Some("red"))
+    );
+    // Refusals: a viewer, nobody, a duplicate name, a colour off the palette, a bad name.
+    let cases = [
+        (
+            &bob,
+            json!({"name": "x", "color": "red"}),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            &ann,
+            json!({"name": "BUG", "color": "blue"}),
+            StatusCode::CONFLICT,
+            "label_exists",
+        ),
+        (
+            &ann,
+            json!({"name": "x", "color": "#ff0000"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            &ann,
+            json!({"name": "  ", "color": "red"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            &ann,
+            json!({"name": "y".repeat(31), "color": "red"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+    ];
+    for (who, body, status, code) in cases {
+        let resp = who.post(&labels).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), status, "{body}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"], code, "{body}: {err}");
+    }
+    let anonymous = common::client()
+        .post(&labels)
+        .json(&json!({"name": "z", "color": "red"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // Readers see them, on the board too; outsiders do not.
+    let listed: Value = bob.get(&labels).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let view: Value = bob
+        .get(server.url(&format!("/boards/{b}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["labels"][0]["name"], "bug");
+    let outsider = authed_client(&server.signup("dee").await);
+    assert_eq!(
+        outsider.get(&labels).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // On cards: labels of the card's board only, at most ten, deduplicated.
+    let shared_label: Value = ann
+        .post(server.url("/boards/1/labels"))
+        .json(&json!({"name": "shared", "color": "green"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ev = recv(&mut ws).await;
+    assert_eq!(ev["payload"]["kind"], "label_set", "{ev}");
+    assert_eq!(ev["payload"]["label"]["name"], "shared");
+    let card: Value = ann
+        .post(server.url(&format!("/boards/{b}/tasks")))
+        .json(&json!({"title": "labelled", "labels": [id(&bug), id(&bug)]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(card["labels"], json!([id(&bug)]));
+    let (status, err) = patch(
+        &ann,
+        &server,
+        id(&card),
+        json!({"labels": [id(&shared_label)]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    let eleven: Vec<i64> = (0..11).collect();
+    let (status, _) = patch(&ann, &server, id(&card), json!({"labels": eleven})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Renamed, then deleted: taken off the card.
+    let one = server.url(&format!("/boards/{b}/labels/{}", id(&bug)));
+    let renamed: Value = ann
+        .patch(&one)
+        .json(&json!({"name": "defect"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(renamed["name"], "defect");
+    assert_eq!(
+        bob.delete(&one).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        ann.delete(&one).send().await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        ann.delete(&one).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let card: Value = ann
+        .get(server.url(&format!("/tasks/{}", id(&card))))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(card.get("labels").is_none(), "{card}");
+
+    // The bound of labels per board, attacked: the 51st is refused.
+    for n in 0..app::protocol::LABELS_PER_BOARD_MAX {
+        let resp = ann
+            .post(&labels)
+            .json(&json!({"name": format!("l{n}"), "color": "gray"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+    let resp = ann
+        .post(&labels)
+        .json(&json!({"name": "one more", "color": "gray"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"], "limit_reached");
+}

@@ -7,10 +7,11 @@ use leptos::prelude::*;
 
 use super::card_edit::EditCard;
 use super::columns::Deck;
+use super::labels::LabelChip;
 use super::{Dispatch, Here, SIGN_IN_HINT};
 use crate::auth::Auth;
 use crate::markdown::Markdown;
-use crate::protocol::{Task, TaskStatus};
+use crate::protocol::{Label, Task, TaskStatus};
 #[cfg(feature = "hydrate")]
 use crate::{
     board::Action,
@@ -169,7 +170,7 @@ pub fn TaskCard(id: i64, deck: Deck, dispatch: Dispatch, auth: Auth, here: Here)
     };
     let move_to = move |target: TaskStatus| {
         let order = deck.order_untracked(target);
-        let last = order.into_iter().filter(|&o| o != id).last();
+        let last = order.into_iter().rfind(|&o| o != id);
         place(deck, auth, dispatch, id, target, last, None);
     };
 
@@ -237,6 +238,22 @@ pub fn TaskCard(id: i64, deck: Deck, dispatch: Dispatch, auth: Auth, here: Here)
             }
         })
     };
+    // The card's labels that the board still has, in the card's order.
+    let chips = move || {
+        let ids = task.with(|t| t.as_ref().map(|t| t.labels.clone()).unwrap_or_default());
+        let known: Vec<Label> = deck.labels.with(|all| {
+            ids.iter()
+                .filter_map(|id| all.iter().find(|l| l.id == *id).cloned())
+                .collect()
+        });
+        (!known.is_empty()).then(|| {
+            view! {
+                <div class="task-labels">
+                    {known.into_iter().map(|label| view! { <LabelChip label/> }).collect_view()}
+                </div>
+            }
+        })
+    };
     let people = move || {
         let (by, to) = task.with(|t| {
             t.as_ref()
@@ -300,6 +317,7 @@ pub fn TaskCard(id: i64, deck: Deck, dispatch: Dispatch, auth: Auth, here: Here)
                             (!d.is_empty())
                                 .then(|| view! { <div class="task-description" data-testid="task-description"><Markdown text=d/></div> })
                         }}
+                        {chips}
                         {due}
                         {people}
                         <div class="task-meta">
@@ -309,7 +327,7 @@ pub fn TaskCard(id: i64, deck: Deck, dispatch: Dispatch, auth: Auth, here: Here)
                     }
                 }
             >
-                <EditCard task editing auth dispatch/>
+                <EditCard task labels=deck.labels editing auth dispatch/>
             </Show>
             <Show when=move || here.shows_controls() && !editing.get()>
                 <div class="task-actions">

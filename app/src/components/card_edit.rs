@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use super::{Dispatch, FormError};
 use crate::auth::Auth;
-use crate::protocol::{Task, DESCRIPTION_MAX_CHARS, TITLE_MAX_CHARS, USERNAME_MAX};
+use crate::protocol::{Label, Task, DESCRIPTION_MAX_CHARS, TITLE_MAX_CHARS, USERNAME_MAX};
 #[cfg(feature = "hydrate")]
 use crate::{
     board::Action,
@@ -17,6 +17,8 @@ use crate::{
 #[component]
 pub fn EditCard(
     task: Memo<Option<Task>>,
+    /// The board's labels, to tick.
+    labels: Signal<Vec<Label>>,
     editing: RwSignal<bool>,
     auth: Auth,
     dispatch: Dispatch,
@@ -30,6 +32,7 @@ pub fn EditCard(
     let description = field(|t| t.description.clone());
     let due = field(|t| t.due.map(|d| d.to_string()).unwrap_or_default());
     let assignee = field(|t| t.assignee.clone().unwrap_or_default());
+    let ticked = RwSignal::new(start.as_ref().map(|t| t.labels.clone()).unwrap_or_default());
     let error = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
     let start = StoredValue::new(start);
@@ -44,13 +47,15 @@ pub fn EditCard(
                 editing.set(false);
                 return;
             };
-            match patch_from(
-                &before,
-                &title.get_untracked(),
-                &description.get_untracked(),
-                &due.get_untracked(),
-                &assignee.get_untracked(),
-            ) {
+            let fields = Fields {
+                title: title.get_untracked(),
+                description: description.get_untracked(),
+                due: due.get_untracked(),
+                assignee: assignee.get_untracked(),
+                labels: ticked.get_untracked(),
+                known: labels.with_untracked(|l| l.iter().map(|l| l.id).collect()),
+            };
+            match patch_from(&before, fields) {
                 Err(message) => error.set(Some(message)),
                 Ok(None) => editing.set(false),
                 Ok(Some(patch)) => {
@@ -67,7 +72,7 @@ pub fn EditCard(
                                 dispatch.run(Action::Upsert(task));
                                 editing.set(false);
                             }
-                            Err(e) if e.status == Some(409) => error.set(Some(
+                            Err(e) if e.status == Some(412) => error.set(Some(
                                 "Someone else saved this card after you opened it: \
                                  copy what you need, cancel, and edit the card as it is now."
                                     .into(),
@@ -119,6 +124,30 @@ pub fn EditCard(
                     />
                 </span>
             </div>
+            <Show when=move || labels.with(|l| !l.is_empty())>
+                <fieldset class="edit-labels">
+                    <legend>"Labels"</legend>
+                    <For each=move || labels.get() key=|l| (l.id, l.name.clone(), l.color) let:label>
+                        <label class="tick">
+                            <input
+                                type="checkbox"
+                                data-testid="edit-label"
+                                prop:checked=move || ticked.with(|t| t.contains(&label.id))
+                                on:change=move |_| {
+                                    ticked.update(|t| {
+                                        if let Some(i) = t.iter().position(|&x| x == label.id) {
+                                            t.remove(i);
+                                        } else {
+                                            t.push(label.id);
+                                        }
+                                    })
+                                }
+                            />
+                            <span class=format!("label label-{}", label.color.as_str())>{label.name.clone()}</span>
+                        </label>
+                    </For>
+                </fieldset>
+            </Show>
             <div class="edit-actions">
                 <button type="submit" data-testid="save-edit" disabled=move || pending.get()>
                     {move || if pending.get() { "Saving…" } else { "Save" }}
@@ -132,18 +161,24 @@ pub fn EditCard(
     }
 }
 
+/// What the edit form holds.
+#[cfg(feature = "hydrate")]
+struct Fields {
+    title: String,
+    description: String,
+    due: String,
+    assignee: String,
+    labels: Vec<i64>,
+    /// The board's labels now: a card may still name one deleted since.
+    known: Vec<i64>,
+}
+
 /// The change from `before` to what the form holds, `None` when nothing
 /// changed, or why the form cannot be saved.
 #[cfg(feature = "hydrate")]
-fn patch_from(
-    before: &Task,
-    title: &str,
-    description: &str,
-    due: &str,
-    assignee: &str,
-) -> Result<Option<TaskPatch>, String> {
-    let title = validate_title(title).map_err(|e| e.to_string())?;
-    let due = match due.trim() {
+fn patch_from(before: &Task, form: Fields) -> Result<Option<TaskPatch>, String> {
+    let title = validate_title(&form.title).map_err(|e| e.to_string())?;
+    let due = match form.due.trim() {
         "" => None,
         day => Some(
             day.parse::<chrono::NaiveDate>()
@@ -151,7 +186,7 @@ fn patch_from(
                 .and_then(|d| validate_due(d).map_err(|e| e.to_string()))?,
         ),
     };
-    let assignee = match assignee.trim() {
+    let assignee = match form.assignee.trim() {
         "" => None,
         who => Some(
             validate_username(who)
@@ -159,11 +194,24 @@ fn patch_from(
                 .map_err(|e| format!("assignee: {e}"))?,
         ),
     };
+    // Labels the board no longer has are dropped rather than sent back.
+    let labels: Vec<i64> = form
+        .labels
+        .into_iter()
+        .filter(|id| form.known.contains(id))
+        .collect();
+    let had: Vec<i64> = before
+        .labels
+        .iter()
+        .copied()
+        .filter(|id| form.known.contains(id))
+        .collect();
     let patch = TaskPatch {
         title: (title != before.title).then_some(title),
-        description: (description != before.description).then(|| description.to_owned()),
+        description: (form.description != before.description).then_some(form.description),
         due: (due != before.due).then_some(due),
         assignee: (assignee != before.assignee).then_some(assignee),
+        labels: (labels != had).then_some(labels),
         ..TaskPatch::default()
     };
     Ok((patch != TaskPatch::default()).then_some(patch))

@@ -12,13 +12,15 @@ use super::card::{Deleting, TaskCard};
 use super::{Dispatch, Here};
 use crate::auth::Auth;
 use crate::board::Board;
-use crate::protocol::{Task, TaskStatus};
+use crate::protocol::{Label, Task, TaskStatus};
 
 /// What the cards of a board share: the tasks by id, the cards whose
 /// deletion waits for its undo window, and the card being dragged.
 #[derive(Clone, Copy)]
 pub struct Deck {
     pub tasks: Memo<BTreeMap<i64, Task>>,
+    /// The board's labels, to show on cards and to choose from.
+    pub labels: Signal<Vec<Label>>,
     pub deleting: Deleting,
     pub dragging: RwSignal<Option<i64>>,
 }
@@ -49,6 +51,7 @@ impl Deck {
 pub fn Columns(
     base: Vec<Task>,
     board: RwSignal<Board>,
+    labels: Signal<Vec<Label>>,
     dispatch: Dispatch,
     auth: Auth,
     here: Here,
@@ -62,6 +65,7 @@ pub fn Columns(
     });
     let deck = Deck {
         tasks,
+        labels,
         deleting: Deleting::new(),
         dragging: RwSignal::new(None),
     };
@@ -76,7 +80,7 @@ pub fn Columns(
                 #[cfg(feature = "hydrate")]
                 if let Some(id) = deck.dragging.get_untracked() {
                     let order = deck.order_untracked(status);
-                    let last = order.into_iter().filter(|&o| o != id).last();
+                    let last = order.into_iter().rfind(|&o| o != id);
                     super::card::place(deck, auth, dispatch, id, status, last, None);
                 }
                 deck.dragging.set(None);

@@ -5,6 +5,7 @@ mod boards;
 mod card;
 mod card_edit;
 mod columns;
+mod labels;
 mod members;
 mod older;
 mod task_form;
@@ -199,6 +200,13 @@ pub fn BoardPage(id: i64) -> impl IntoView {
         });
     });
     let loaded = Signal::derive(move || view_of.with(Option::is_some));
+    let labels = Signal::derive(move || {
+        view_of.with(|v| {
+            v.as_ref()
+                .and_then(|v| v.labels.clone())
+                .unwrap_or_default()
+        })
+    });
     let can_write = Signal::derive(move || {
         auth.signed_in()
             && (shared
@@ -263,6 +271,9 @@ pub fn BoardPage(id: i64) -> impl IntoView {
                     <Transition fallback=|| ()>
                         <Show when=move || loaded.get()>
                             <NewTaskForm dispatch auth here/>
+                            <Show when=move || here.can_write.get()>
+                                <labels::LabelsPanel here view_of auth dispatch reload=refresh_board/>
+                            </Show>
                             <Show when=move || !shared>
                                 <MembersPanel
                                     here
@@ -287,7 +298,7 @@ pub fn BoardPage(id: i64) -> impl IntoView {
                                         let oldest = snapshot.tasks.last().map(|t| t.id);
                                         let more = snapshot.more;
                                         view! {
-                                            <Columns base=snapshot.tasks board dispatch auth here/>
+                                            <Columns base=snapshot.tasks board labels dispatch auth here/>
                                             <OlderTasks
                                                 more
                                                 oldest

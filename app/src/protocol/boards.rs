@@ -145,6 +145,9 @@ pub struct BoardView {
     /// Present on `GET /boards/{id}` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<Member>>,
+    /// The board's labels; present on `GET /boards/{id}` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<super::Label>>,
 }
 
 /// One member of a board.

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::store::TaskStore;
 use crate::topics::Refusal;
 
+pub mod labels;
 pub mod page;
 pub mod routes;
 

@@ -61,6 +61,11 @@ async fn load(
         .members(id)
         .await
         .map_err(|e| failure(e.into()))?;
+    let labels = store
+        .labels()
+        .list(id)
+        .await
+        .map_err(|e| failure(e.into()))?;
     let role = allowed.shown_role();
     let topic = board_topic(id);
     Ok(Snapshot {
@@ -69,6 +74,7 @@ async fn load(
             role,
             topic,
             members: Some(members),
+            labels: Some(labels),
         }),
         tasks,
         position,

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /boards` | anyone: the shared board and the caller's boards |
 //! | `POST /boards` | any signed-in account, which becomes the owner |
-//! | `GET /boards/{id}` | whoever may read the board; with its members |
+//! | `GET /boards/{id}` | whoever may read the board; with its members and labels |
 //! | `PATCH /boards/{id}`, `DELETE /boards/{id}` | the owner |
 //! | `GET /boards/{id}/members` | whoever may read the board |
 //! | `PUT /boards/{id}/members/{username}` | the owner (invite, change role) |
@@ -55,6 +55,7 @@ fn view(board: Board, role: Option<Role>) -> BoardView {
         role,
         topic,
         members: None,
+        labels: None,
     }
 }
 
@@ -130,6 +131,7 @@ async fn get_board(
     let role = allowed.shown_role();
     let mut body = view(allowed.board, role);
     body.members = Some(members);
+    body.labels = Some(state.store.labels().list(id).await?);
     Ok(axum::Json(body).into_response())
 }
 

@@ -17,7 +17,7 @@ use app::protocol::Task;
 
 use super::{order::GAP, task_from_row, Draft, StoreError, COLUMNS};
 
-/// Most creations written by one statement (8 parameters each, far below
+/// Most creations written by one statement (9 parameters each, far below
 /// SQLite's and PostgreSQL's limits on parameters).
 const MAX_BATCH: usize = 64;
 /// Creations that may wait for the writer; more wait to enqueue.
@@ -95,12 +95,13 @@ async fn insert(pool: &AnyPool, drafts: &[(&Draft, &str)]) -> Result<Vec<Task>, 
     // one column share a position and keep their id order.
     let rows: Vec<String> = (0..drafts.len())
         .map(|i| {
-            let p = i * 8;
+            let p = i * 9;
             let (title, description, status, now) = (p + 1, p + 2, p + 3, p + 4);
             let (created_by, assignee, board, due) = (p + 5, p + 6, p + 7, p + 8);
+            let labels = p + 9;
             format!(
                 "(${title}, ${description}, ${status}, ${now}, ${now}, 1, ${created_by}, \
-                 ${assignee}, ${board}, ${due}, \
+                 ${assignee}, ${board}, ${due}, ${labels}, \
                  (SELECT COALESCE(MAX(sort_order), 0) + {GAP} FROM tasks \
                   WHERE board_id = ${board} AND status = ${status}))"
             )
@@ -109,7 +110,7 @@ async fn insert(pool: &AnyPool, drafts: &[(&Draft, &str)]) -> Result<Vec<Task>, 
     let sql = format!(
         "INSERT INTO tasks \
          (title, description, status, created_at, updated_at, version, created_by, assignee, \
-          board_id, due_on, sort_order) \
+          board_id, due_on, labels, sort_order) \
          VALUES {} RETURNING {COLUMNS}",
         rows.join(", ")
     );
@@ -123,7 +124,8 @@ async fn insert(pool: &AnyPool, drafts: &[(&Draft, &str)]) -> Result<Vec<Task>, 
             .bind(draft.created_by.clone())
             .bind(draft.assignee.clone())
             .bind(draft.board_id)
-            .bind(draft.due.map(|d| d.to_string()));
+            .bind(draft.due.map(|d| d.to_string()))
+            .bind(super::labels::encode(&draft.labels));
     }
     let rows = query.fetch_all(pool).await?;
     let mut tasks = rows
@@ -165,6 +167,7 @@ mod tests {
                 board_id: 1 + (i % 2) as i64,
                 due: (i % 4 == 0)
                     .then(|| chrono::NaiveDate::from_ymd_opt(2027, 1, 1 + i as u32 % 28).unwrap()),
+                labels: (0..(i % 3) as i64).collect(),
             })
             .collect();
         let now = now_text();
@@ -191,6 +194,7 @@ mod tests {
                 )
             );
             assert_eq!((task.due, task.board_id), (draft.due, draft.board_id));
+            assert_eq!(task.labels, draft.labels);
             let stamp = parse_ts(&now).unwrap();
             assert_eq!((task.created_at, task.updated_at), (stamp, stamp));
             // The column was empty: a batch's tasks share the first place

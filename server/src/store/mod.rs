@@ -21,6 +21,7 @@ use app::protocol::{Task, TaskStatus};
 mod boards;
 mod creates;
 mod history;
+pub mod labels;
 pub mod order;
 mod sessions;
 mod users;
@@ -41,6 +42,9 @@ pub enum StoreError {
     /// A bound on how many of something one account or board may have.
     #[error("{0}")]
     Limit(String),
+    /// A board already has a label of that name.
+    #[error("label {0:?} exists")]
+    LabelExists(String),
     /// The expected version is stale; carries the task as it is now.
     #[error("version conflict")]
     Conflict(Box<Task>),
@@ -102,6 +106,7 @@ pub struct Draft {
     pub assignee: Option<String>,
     pub board_id: i64,
     pub due: Option<NaiveDate>,
+    pub labels: Vec<i64>,
 }
 
 /// A partial change; `None` leaves a field as it is.
@@ -116,6 +121,8 @@ pub struct Change {
     pub due: Option<Option<NaiveDate>>,
     /// A new place in the task's (new) column (see `order`).
     pub position: Option<i64>,
+    /// The card's labels, replacing the ones it has.
+    pub labels: Option<Vec<i64>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,7 +141,7 @@ pub struct TaskStore {
 }
 
 const COLUMNS: &str = "id, title, description, status, created_at, updated_at, version, \
-     created_by, assignee, board_id, sort_order, due_on";
+     created_by, assignee, board_id, sort_order, due_on, labels";
 
 fn now_text() -> String {
     format_ts(Utc::now())
@@ -172,6 +179,7 @@ fn task_from_row(row: &AnyRow) -> Result<Task, StoreError> {
                     .map_err(|e| StoreError::Corrupt(format!("due date {text:?}: {e}")))
             })
             .transpose()?,
+        labels: labels::decode(&row.try_get::<String, _>("labels")?)?,
     })
 }
 
@@ -312,7 +320,8 @@ impl TaskStore {
              updated_at = $4, version = version + 1, \
              assignee = CASE WHEN CAST($7 AS BIGINT) = 1 THEN $8 ELSE assignee END, \
              due_on = CASE WHEN CAST($9 AS BIGINT) = 1 THEN $10 ELSE due_on END, \
-             sort_order = COALESCE(CAST($11 AS BIGINT), sort_order) \
+             sort_order = COALESCE(CAST($11 AS BIGINT), sort_order), \
+             labels = COALESCE($12, labels) \
              WHERE id = $5 AND (CAST($6 AS BIGINT) IS NULL OR version = CAST($6 AS BIGINT)) \
              RETURNING {COLUMNS}"
         ))
@@ -327,6 +336,7 @@ impl TaskStore {
         .bind(i64::from(change.due.is_some()))
         .bind(change.due.flatten().map(|d| d.to_string()))
         .bind(change.position)
+        .bind(change.labels.as_deref().map(labels::encode))
         .fetch_optional(&self.pool)
         .await?;
         self.conditional_result(id, row).await
@@ -412,6 +422,10 @@ impl TaskStore {
         BoardStore::new(self.pool.clone())
     }
 
+    pub fn labels(&self) -> labels::LabelStore {
+        labels::LabelStore::new(self.pool.clone())
+    }
+
     /// Topic streams saved by a graceful shutdown.
     pub fn history(&self) -> HistoryStore {
         HistoryStore::new(self.pool.clone())
@@ -475,6 +489,7 @@ pub(crate) mod testing {
             assignee: None,
             board_id: app::protocol::DEFAULT_BOARD,
             due: None,
+            labels: Vec::new(),
         }
     }
 

@@ -195,6 +195,7 @@ mod tests {
             assignee: Some("ann".into()),
             board_id: app::protocol::DEFAULT_BOARD,
             due: None,
+            labels: Vec::new(),
         };
         let task = store.create(draft).await.unwrap();
         let cleared = users

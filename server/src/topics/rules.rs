@@ -82,7 +82,9 @@ pub fn may_publish(
         | Payload::BoardUpdated { .. }
         | Payload::BoardDeleted { .. }
         | Payload::MemberRemoved { .. }
-        | Payload::MemberSet { .. } => Err((
+        | Payload::MemberSet { .. }
+        | Payload::LabelSet { .. }
+        | Payload::LabelRemoved { .. } => Err((
             ErrorCode::PublishForbidden,
             "task and board events come from the API, not from clients",
         )),

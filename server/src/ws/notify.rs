@@ -46,6 +46,8 @@ pub fn render_text(payload: &Payload) -> Option<String> {
             member.username,
             member.role.as_str()
         )),
+        Payload::LabelSet { label } => Some(format!("Label: {}", label.name)),
+        Payload::LabelRemoved { id } => Some(format!("Label removed: #{id}")),
     }
 }
 
