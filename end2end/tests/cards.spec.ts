@@ -10,7 +10,7 @@ async function sharedBoard(request: APIRequestContext, owner: User, member: User
     data: { role: "member" },
     headers: authHeader(owner),
   });
-  expect(invite.status(), await invite.text()).toBe(200);
+  expect(invite.status(), await invite.text()).toBe(201);
   return board.id as number;
 }
 
@@ -101,8 +101,17 @@ test("cards: Markdown shown safely, edited in place, reordered by keyboard and b
   await expect(a.card("First, edited").getByTestId("move-up")).toBeFocused();
   await a.page.keyboard.press("Enter");
   await expect(titles(todoA)).toHaveText(["Second", "First, edited", "Third"]);
+  // The focus follows the card (which may scroll the page): settled
+  // before the mouse takes over.
+  await expect(a.card("First, edited").getByTestId("move-up")).toBeFocused();
+  // The focus follows the card (which may scroll the page): settled
+  // before the mouse takes over.
+  await expect(a.card("First, edited").getByTestId("move-up")).toBeFocused();
 
   // Drag and drop with the mouse: Third onto the top half of Second.
+  // A moved card replays its arrival animation; the mouse starts once
+  // the cards are still.
+  await a.page.evaluate(() => Promise.all(document.getAnimations().map((x) => x.finished)));
   await a.card("Third").dragTo(a.card("Second"), { targetPosition: { x: 20, y: 5 } });
   await expect(titles(todoA)).toHaveText(["Third", "Second", "First, edited"]);
   await expect(titles(b.column("todo"))).toHaveText(["Third", "Second", "First, edited"], { timeout: 2_000 });
