@@ -138,11 +138,7 @@ pub fn TaskCard(id: i64, deck: Deck, dispatch: Dispatch, auth: Auth, here: Here)
     let title = get(|t| t.title.clone());
 
     // Where this card stands in its column, for the reorder buttons.
-    let index = Memo::new(move |_| {
-        let order: Vec<i64> = deck.column(status.get()).iter().map(|t| t.id).collect();
-        let at = order.iter().position(|&o| o == id);
-        (at, order.len())
-    });
+    let index = Memo::new(move |_| deck.index(status.get(), id));
     let is_first = move || index.get().0.is_none_or(|i| i == 0);
     let is_last = move || {
         let (at, len) = index.get();

@@ -14,35 +14,48 @@ use crate::auth::Auth;
 use crate::board::Board;
 use crate::protocol::{Label, Task, TaskStatus};
 
-/// What the cards of a board share: the tasks by id, the cards whose
-/// deletion waits for its undo window, and the card being dragged.
+/// What the cards of a board share: the tasks by id, each column's order,
+/// the cards whose deletion waits for its undo window, and the card being
+/// dragged.
 #[derive(Clone, Copy)]
 pub struct Deck {
     pub tasks: Memo<BTreeMap<i64, Task>>,
+    /// Each column's card ids in order (position, then id), without the
+    /// cards being deleted; indexed like `TaskStatus::ALL`. Worked out once
+    /// per change for every card to read, so a board of hundreds of cards
+    /// does not sort its column once per card.
+    pub order: Memo<[Vec<i64>; 3]>,
     /// The board's labels, to show on cards and to choose from.
     pub labels: Signal<Vec<Label>>,
     pub deleting: Deleting,
     pub dragging: RwSignal<Option<i64>>,
 }
 
+/// Where a status's column is in `Deck::order`.
+fn slot(status: TaskStatus) -> usize {
+    TaskStatus::ALL
+        .iter()
+        .position(|&s| s == status)
+        .unwrap_or_default()
+}
+
 impl Deck {
-    /// One column's cards in their order, without those being deleted.
-    pub fn column(&self, status: TaskStatus) -> Vec<Task> {
-        let hidden = self.deleting.hidden();
-        let mut cards: Vec<Task> = self.tasks.with(|tasks| {
-            tasks
-                .values()
-                .filter(|t| t.status == status && !hidden.contains(&t.id))
-                .cloned()
-                .collect()
-        });
-        cards.sort_by_key(|t| (t.position, t.id));
-        cards
+    /// One column's card ids in order.
+    pub fn column(&self, status: TaskStatus) -> Vec<i64> {
+        self.order.with(|o| o[slot(status)].clone())
+    }
+
+    /// Where card `id` is in its column, and how many cards the column has.
+    pub fn index(&self, status: TaskStatus, id: i64) -> (Option<usize>, usize) {
+        self.order.with(|o| {
+            let column = &o[slot(status)];
+            (column.iter().position(|&c| c == id), column.len())
+        })
     }
 
     /// The ids of a column in order, read without subscribing.
     pub fn order_untracked(&self, status: TaskStatus) -> Vec<i64> {
-        untrack(|| self.column(status).iter().map(|t| t.id).collect())
+        untrack(|| self.column(status))
     }
 }
 
@@ -63,10 +76,28 @@ pub fn Columns(
             .map(|t| (t.id, t))
             .collect::<BTreeMap<_, _>>()
     });
+    let deleting = Deleting::new();
+    let order = Memo::new(move |_| {
+        let hidden = deleting.hidden();
+        let mut cards: Vec<(usize, i64, i64)> = tasks.with(|tasks| {
+            tasks
+                .values()
+                .filter(|t| !hidden.contains(&t.id))
+                .map(|t| (slot(t.status), t.position, t.id))
+                .collect()
+        });
+        cards.sort_unstable();
+        let mut columns: [Vec<i64>; 3] = Default::default();
+        for (column, _, id) in cards {
+            columns[column].push(id);
+        }
+        columns
+    });
     let deck = Deck {
         tasks,
+        order,
         labels,
-        deleting: Deleting::new(),
+        deleting,
         dragging: RwSignal::new(None),
     };
     let columns = TaskStatus::ALL
@@ -102,8 +133,8 @@ pub fn Columns(
                         <span class="count">{count}</span>
                     </h2>
                     <ul class="cards">
-                        <For each=cards key=|t| t.id let:task>
-                            <TaskCard id=task.id deck dispatch auth here/>
+                        <For each=cards key=|id| *id let:id>
+                            <TaskCard id deck dispatch auth here/>
                         </For>
                     </ul>
                     <Show when=move || count() == 0>
