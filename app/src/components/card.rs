@@ -217,6 +217,27 @@ pub fn TaskCard(id: i64, deck: Deck, dispatch: Dispatch, auth: Auth, here: Here)
             </button>
         }
     };
+    // "↑" / "↓": the keyboard's way to reorder, disabled at either end.
+    let reorder_button = move |up: bool| {
+        let (testid, word, arrow) = if up {
+            ("move-up", "up", "↑")
+        } else {
+            ("move-down", "down", "↓")
+        };
+        let at_end = move || if up { is_first() } else { is_last() };
+        view! {
+            <button
+                class="ghost icon"
+                data-testid=testid
+                aria-label=move || format!("Move “{}” {word}", title())
+                title=format!("Move {word}")
+                disabled=move || signed_out() || at_end()
+                on:click=move |_| shift(up)
+            >
+                {arrow}
+            </button>
+        }
+    };
     let column_buttons = move || {
         let (back, forward) = neighbours(status.get());
         view! {
@@ -328,26 +349,8 @@ pub fn TaskCard(id: i64, deck: Deck, dispatch: Dispatch, auth: Auth, here: Here)
             <Show when=move || here.shows_controls() && !editing.get()>
                 <div class="task-actions">
                     {column_buttons}
-                    <button
-                        class="ghost icon"
-                        data-testid="move-up"
-                        aria-label=move || format!("Move “{}” up", title())
-                        title="Move up"
-                        disabled=move || signed_out() || is_first()
-                        on:click=move |_| shift(true)
-                    >
-                        "↑"
-                    </button>
-                    <button
-                        class="ghost icon"
-                        data-testid="move-down"
-                        aria-label=move || format!("Move “{}” down", title())
-                        title="Move down"
-                        disabled=move || signed_out() || is_last()
-                        on:click=move |_| shift(false)
-                    >
-                        "↓"
-                    </button>
+                    {reorder_button(true)}
+                    {reorder_button(false)}
                     <button
                         class="ghost"
                         data-testid="edit-task"

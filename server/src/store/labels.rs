@@ -46,6 +46,31 @@ pub fn decode(text: &str) -> Result<Vec<i64>, StoreError> {
         .collect()
 }
 
+/// The names of `board`'s labels, but for label `except`.
+async fn names_on(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    board: i64,
+    except: Option<i64>,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query("SELECT name FROM labels WHERE board_id = $1 AND id <> $2")
+        .bind(board)
+        .bind(except.unwrap_or(0))
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get("name").map_err(StoreError::from))
+        .collect()
+}
+
+/// Names differ whatever their case: "Bug" and "bug" would read as one.
+fn refuse_clash(names: &[String], name: &str) -> Result<(), StoreError> {
+    let lower = name.to_lowercase();
+    match names.iter().find(|taken| taken.to_lowercase() == lower) {
+        Some(taken) => Err(StoreError::LabelExists(taken.clone())),
+        None => Ok(()),
+    }
+}
+
 impl LabelStore {
     pub(super) fn new(pool: AnyPool) -> Self {
         LabelStore { pool }
@@ -81,21 +106,13 @@ impl LabelStore {
         color: LabelColor,
     ) -> Result<Label, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query("SELECT name FROM labels WHERE board_id = $1")
-            .bind(board)
-            .fetch_all(&mut *tx)
-            .await?;
-        if rows.len() >= LABELS_PER_BOARD_MAX {
+        let names = names_on(&mut tx, board, None).await?;
+        if names.len() >= LABELS_PER_BOARD_MAX {
             return Err(StoreError::Limit(format!(
                 "this board has {LABELS_PER_BOARD_MAX} labels, the most a board may"
             )));
         }
-        for row in &rows {
-            let taken: String = row.try_get("name")?;
-            if taken.to_lowercase() == name.to_lowercase() {
-                return Err(StoreError::LabelExists(taken));
-            }
-        }
+        refuse_clash(&names, name)?;
         let row = sqlx::query(
             "INSERT INTO labels (board_id, name, color, created_at) VALUES ($1, $2, $3, $4) \
              RETURNING id, board_id, name, color",
@@ -122,17 +139,7 @@ impl LabelStore {
     ) -> Result<Option<Label>, StoreError> {
         let mut tx = self.pool.begin().await?;
         if let Some(name) = name {
-            let rows = sqlx::query("SELECT name FROM labels WHERE board_id = $1 AND id <> $2")
-                .bind(board)
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
-            for row in &rows {
-                let taken: String = row.try_get("name")?;
-                if taken.to_lowercase() == name.to_lowercase() {
-                    return Err(StoreError::LabelExists(taken));
-                }
-            }
+            refuse_clash(&names_on(&mut tx, board, Some(id)).await?, name)?;
         }
         let row = sqlx::query(
             "UPDATE labels SET name = COALESCE($3, name), color = COALESCE($4, color) \
