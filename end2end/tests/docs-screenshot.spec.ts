@@ -3,7 +3,8 @@ import { BoardPage, registerUser } from "./board-page";
 
 // Regenerates the README's pictures of a board, signed in as a member: at
 // desktop width into BOARD_SCREENSHOT, at phone width into the same name
-// with "-phone" before the extension. Skipped unless BOARD_SCREENSHOT names
+// with "-phone" before the extension, and at phone width in the dark theme
+// with "-phone-dark". Skipped unless BOARD_SCREENSHOT names
 // the file to write; run it alone on a fresh database, e.g.
 // `BOARD_SCREENSHOT=../docs/board.png scripts/e2e.sh docs-screenshot`.
 const target = process.env.BOARD_SCREENSHOT;
@@ -82,4 +83,8 @@ test("a picture of the signed-in board", async ({ page, request }) => {
   await page.setViewportSize({ width: 375, height: 812 });
   await page.waitForTimeout(300);
   await page.screenshot({ path: target!.replace(/(\.[a-z]+)$/, "-phone$1"), fullPage: false });
+  // The dark theme follows the system setting.
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: target!.replace(/(\.[a-z]+)$/, "-phone-dark$1"), fullPage: false });
 });
