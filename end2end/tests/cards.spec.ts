@@ -131,10 +131,22 @@ test("cards: Markdown shown safely, edited in place, reordered by keyboard and b
   await a.page.waitForTimeout(5_500);
   const kept = await request.get(`/tasks/${first.id + 2}`, { headers: authHeader(ann) });
   expect(kept.status()).toBe(200);
-  // Deleted for good once the undo window is over: B sees it go.
+  // A deletes it, but B changes it before the undo window is over: the
+  // deletion is refused (it names the version A saw) and the card stays.
   await a.card("Third").getByTestId("delete-task").click();
   await a.card("Third").getByTestId("confirm-delete").click();
-  await expect(b.card("Third")).toHaveCount(0, { timeout: 5_000 + 2_000 });
+  await expect(a.card("Third")).toHaveCount(0);
+  const renamed = await request.patch(`/tasks/${first.id + 2}`, {
+    data: { title: "Third, kept" },
+    headers: authHeader(bob),
+  });
+  expect(renamed.status()).toBe(200);
+  await expect(a.card("Third, kept")).toBeVisible({ timeout: 5_000 + 2_000 });
+  await expect(a.toasts.filter({ hasText: "“Third” was changed by someone else meanwhile, so it was kept" })).toBeVisible();
+  // Deleted for good once the undo window is over: B sees it go.
+  await a.card("Third, kept").getByTestId("delete-task").click();
+  await a.card("Third, kept").getByTestId("confirm-delete").click();
+  await expect(b.card("Third, kept")).toHaveCount(0, { timeout: 5_000 + 2_000 });
   const gone = await request.get(`/tasks/${first.id + 2}`, { headers: authHeader(ann) });
   expect(gone.status()).toBe(404);
   expect(dialogs).toEqual([]);

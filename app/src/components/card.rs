@@ -383,7 +383,8 @@ pub fn TaskCard(id: i64, deck: Deck, dispatch: Dispatch, auth: Auth, here: Here)
                                 data-testid="confirm-delete"
                                 on:click=move |_| {
                                     confirming.set(false);
-                                    deck.deleting.start(id, title());
+                                    let version = task.with_untracked(|t| t.as_ref().map_or(0, |t| t.version));
+                                    deck.deleting.start(id, title(), version);
                                 }
                             >
                                 "Yes, delete"
@@ -441,38 +442,64 @@ fn deck_today() -> Option<chrono::NaiveDate> {
 /// that window deletes nothing, so an accident can always be taken back.
 #[derive(Clone, Copy)]
 pub struct Deleting {
-    pending: RwSignal<Vec<(i64, String)>>,
+    pending: RwSignal<Vec<Pending>>,
+    next: StoredValue<u64>,
+}
+
+/// One deletion waiting for its undo window to end.
+#[derive(Clone, Debug, PartialEq)]
+struct Pending {
+    id: i64,
+    title: String,
+    /// The version the reader saw when confirming: a card changed by
+    /// someone else in the meantime is not deleted (the server refuses).
+    version: i64,
+    /// Tells this deletion from an earlier one of the same card that was
+    /// undone, whose timer may still be running.
+    seq: u64,
 }
 
 impl Deleting {
     pub fn new() -> Self {
         Deleting {
             pending: RwSignal::new(Vec::new()),
+            next: StoredValue::new(0),
         }
     }
 
     /// The ids of the cards hidden while they wait.
     pub fn hidden(&self) -> Vec<i64> {
-        self.pending.with(|p| p.iter().map(|(id, _)| *id).collect())
+        self.pending.with(|p| p.iter().map(|d| d.id).collect())
     }
 
-    fn start(&self, id: i64, title: String) {
+    fn start(&self, id: i64, title: String, version: i64) {
+        let seq = self.next.get_value();
+        self.next.set_value(seq + 1);
         self.pending.update(|p| {
-            if !p.iter().any(|(i, _)| *i == id) {
-                p.push((id, title));
+            if !p.iter().any(|d| d.id == id) {
+                p.push(Pending {
+                    id,
+                    title,
+                    version,
+                    seq,
+                });
             }
         });
     }
 
-    /// Takes card `id` out of the queue; whether it was still there.
-    fn take(&self, id: i64) -> bool {
-        let mut found = false;
+    /// Takes the deletion of card `id` out of the queue (only the one
+    /// numbered `seq`, when given); what was taken.
+    fn take(&self, id: i64, seq: Option<u64>) -> Option<Pending> {
+        let mut taken = None;
         self.pending.update(|p| {
-            let before = p.len();
-            p.retain(|(i, _)| *i != id);
-            found = p.len() != before;
+            if let Some(i) = p
+                .iter()
+                .position(|d| d.id == id && seq.is_none_or(|s| d.seq == s))
+            {
+                taken = Some(p.remove(i));
+            }
         });
-        found
+        taken
     }
 }
 
@@ -481,31 +508,36 @@ impl Deleting {
 #[component]
 pub fn UndoBar(deck: Deck, auth: Auth, dispatch: Dispatch) -> impl IntoView {
     let deleting = deck.deleting;
-    // Each pending card gets one timer, started when it first shows here.
+    // Each pending deletion gets one timer, started when it first shows here.
     #[cfg(feature = "hydrate")]
     {
-        let started = StoredValue::new(std::collections::BTreeSet::<i64>::new());
+        let started = StoredValue::new(std::collections::BTreeSet::<u64>::new());
         Effect::new(move |_| {
-            for id in deleting.hidden() {
-                if started.try_update_value(|s| s.insert(id)) != Some(true) {
+            let waiting: Vec<(i64, u64)> = deleting
+                .pending
+                .with(|p| p.iter().map(|d| (d.id, d.seq)).collect());
+            for (id, seq) in waiting {
+                if started.try_update_value(|s| s.insert(seq)) != Some(true) {
                     continue;
                 }
                 set_timeout(
                     move || {
                         started.update_value(|s| {
-                            s.remove(&id);
+                            s.remove(&seq);
                         });
-                        if !deleting.take(id) {
+                        let Some(gone) = deleting.take(id, Some(seq)) else {
                             return;
-                        }
-                        let version = deck.tasks.with_untracked(|t| t.get(&id).map(|t| t.version));
-                        let (Some(version), Some(token)) = (version, token_or_hint(auth, dispatch))
-                        else {
+                        };
+                        let Some(token) = token_or_hint(auth, dispatch) else {
                             return;
                         };
                         leptos::task::spawn_local(async move {
-                            match crate::api::delete_task(&token, id, version).await {
+                            match crate::api::delete_task(&token, id, gone.version).await {
                                 Ok(()) => dispatch.run(Action::Removed(id)),
+                                Err(e) if e.status == Some(412) => dispatch.run(Action::Notify(
+                                    Level::Warning,
+                                    format!("“{}” was changed by someone else meanwhile, so it was kept", gone.title),
+                                )),
                                 Err(e) => report(auth, dispatch, e),
                             }
                         });
@@ -519,14 +551,14 @@ pub fn UndoBar(deck: Deck, auth: Auth, dispatch: Dispatch) -> impl IntoView {
     let _ = (auth, dispatch);
     view! {
         <div class="undo-bar" role="status" aria-live="polite">
-            <For each=move || deleting.pending.get() key=|(id, _)| *id let:pending>
+            <For each=move || deleting.pending.get() key=|d| d.seq let:pending>
                 <div class="undo" data-testid="undo-delete">
-                    <span>{format!("Deleted “{}”", pending.1)}</span>
+                    <span>{format!("Deleted “{}”", pending.title)}</span>
                     <button
                         class="ghost"
                         data-testid="undo"
                         on:click=move |_| {
-                            deleting.take(pending.0);
+                            deleting.take(pending.id, None);
                         }
                     >
                         "Undo"
