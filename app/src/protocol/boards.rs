@@ -291,6 +291,7 @@ mod tests {
             role: Some(Role::Owner),
             topic: board_topic(2),
             members: None,
+            labels: None,
         };
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["id"], 2);
@@ -298,6 +299,7 @@ mod tests {
         assert_eq!(json["role"], "owner");
         assert_eq!(json["topic"], "board:2");
         assert!(json.get("members").is_none());
+        assert!(json.get("labels").is_none());
         assert_eq!(serde_json::from_value::<BoardView>(json).unwrap(), view);
     }
 }
