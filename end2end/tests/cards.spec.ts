@@ -115,7 +115,8 @@ test("cards: Markdown shown safely, edited in place, reordered by keyboard and b
   await a.card("Third").dragTo(a.card("Second"), { targetPosition: { x: 20, y: 5 } });
   await expect(titles(todoA)).toHaveText(["Third", "Second", "First, edited"]);
   await expect(titles(b.column("todo"))).toHaveText(["Third", "Second", "First, edited"], { timeout: 2_000 });
-  // ... and Second into the Doing column.
+  // ... and Second into the Doing column, once the cards are still again.
+  await a.page.evaluate(() => Promise.all(document.getAnimations().map((x) => x.finished)));
   await a.card("Second").dragTo(a.column("doing"));
   await expect(titles(a.column("doing"))).toHaveText(["Second"]);
   await expect(titles(b.column("doing"))).toHaveText(["Second"], { timeout: 2_000 });
