@@ -1,6 +1,10 @@
 import { expect, test } from "@playwright/test";
 import { BoardPage, authHeader, registerUser, storedTasks, unique } from "./board-page";
 
+// No trace: recording a trace of a page with 1,000 cards kept the browser
+// busy past the next test's setup time.
+test.use({ trace: "off" });
+
 test("a large board starts with its newest tasks and shows older ones on request", async ({ page, request }) => {
   // Hydrating 500 cards (each with its Markdown, controls and reactive
   // state) takes the debug build's WASM many seconds on a busy 2-core
